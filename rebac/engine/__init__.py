@@ -1,0 +1,1 @@
+"""The graph evaluator: check, expand, lookups and bulk check over a Reader."""

@@ -1,0 +1,1 @@
+"""SpiceDB's schema language: text → tokens → AST → compiled, validated IR."""
