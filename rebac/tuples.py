@@ -107,16 +107,32 @@ class ObjectRef:
         return parse_object(text)  # type: ignore[return-value]
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class SubjectRef:
     """A subject: an object, a wildcard (``user:*``) or a subject set (``group:eng#member``).
 
-    `relation` is None for a plain object; a wildcard never has a relation.
+    `relation` is None for a plain object; a wildcard never has a relation. Subjects order
+    by (type, id, relation) with a plain subject ("" relation) first, as in `Relationship.key`.
     """
 
     type: str
     id: str
     relation: str | None = None
+
+    def _order(self) -> tuple[str, str, str]:
+        return (self.type, self.id, self.relation or "")
+
+    def __lt__(self, other: SubjectRef) -> bool:
+        return self._order() < other._order()
+
+    def __le__(self, other: SubjectRef) -> bool:
+        return self._order() <= other._order()
+
+    def __gt__(self, other: SubjectRef) -> bool:
+        return self._order() > other._order()
+
+    def __ge__(self, other: SubjectRef) -> bool:
+        return self._order() >= other._order()
 
     @property
     def is_wildcard(self) -> bool:
