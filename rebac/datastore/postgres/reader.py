@@ -1,0 +1,238 @@
+"""Reads at one revision: relationship filters as SQL over the MVCC columns, and the schema.
+
+Visibility (DESIGN.md "Postgres"): a row is live at revision R when
+``pg_visible_in_snapshot(created_xid, R) AND NOT pg_visible_in_snapshot(deleted_xid, R)``.
+The snapshot travels as a text parameter, so one prepared statement per filter *shape*
+serves every revision; asyncpg caches the prepared statements per connection.
+
+Streams are paged internally by keyset (``key > last``) so no connection is held between
+pages: a consumer may stop iterating at any time without leaking a connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
+
+import asyncpg
+
+from rebac.datastore.filters import ANY_RELATION, RelationshipFilter
+from rebac.datastore.postgres.errors import map_asyncpg_errors
+from rebac.datastore.postgres.revisions import PostgresRevision
+from rebac.errors import BugError, SchemaMissingError
+from rebac.schema.definitions import CompiledSchema
+from rebac.tuples import ObjectRef, Relationship, RelationshipCaveat, SubjectRef
+
+__all__ = ["PAGE_SIZE", "Executor", "PostgresReader", "SchemaCache", "build_query", "schema_hash"]
+
+PAGE_SIZE = 1000
+"""Rows fetched per round trip while streaming."""
+
+_COLUMNS = (
+    "resource_type, resource_id, relation, subject_type, subject_id, subject_relation, "
+    "caveat_name, caveat_context::text, expiration"
+)
+_KEY = "(resource_type, resource_id, relation, subject_type, subject_id, subject_relation)"
+LIVE_AT = (
+    "pg_visible_in_snapshot(created_xid, $1::text::pg_snapshot) "
+    "AND NOT pg_visible_in_snapshot(deleted_xid, $1::text::pg_snapshot)"
+)
+"""SQL predicate: the row is live at the snapshot given as parameter $1."""
+
+
+class Executor(Protocol):
+    """**Protocol:** something that runs a query: an asyncpg pool or one connection."""
+
+    async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+        """Run `query` with `args`; the result rows."""
+        ...
+
+
+def schema_hash(text: str) -> str:
+    """The stable identity of a schema text (sha256 hex)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class SchemaCache:
+    """Compiled schemas by text hash: each distinct schema text is compiled once.
+
+    Holds the `capacity` most recently used schemas. Safe to share between tasks (no awaits).
+    """
+
+    def __init__(self, capacity: int = 8) -> None:
+        self._capacity = capacity
+        self._compiled: OrderedDict[str, CompiledSchema] = OrderedDict()
+        self.compilations = 0
+        """How many times a schema text was compiled (for tests and metrics)."""
+
+    def compiled(self, text: str, digest: str) -> CompiledSchema:
+        """The compiled schema for `text` (whose hash is `digest`), compiling on first use."""
+        cached = self._compiled.get(digest)
+        if cached is not None:
+            self._compiled.move_to_end(digest)
+            return cached
+        from rebac.schema import compile_schema  # noqa: PLC0415 - the schema package imports datastore types
+
+        compiled = compile_schema(text, source="stored schema")
+        self.compilations += 1
+        self._compiled[digest] = compiled
+        if len(self._compiled) > self._capacity:
+            self._compiled.popitem(last=False)
+        return compiled
+
+
+def build_query(
+    filter: RelationshipFilter,  # noqa: A002 - the domain word
+    *,
+    after: Relationship | None,
+    limit: int,
+    reverse: bool,
+) -> tuple[str, list[object]]:
+    """SQL and parameters (after the snapshot, which is $1) for one page of `filter`.
+
+    Ordering is always the key order of the protocol; `reverse` only documents the plan
+    (the reverse index leads with the subject columns the filter pins).
+    """
+    del reverse  # both paths share one statement shape; the planner picks the index
+    conditions = [LIVE_AT]
+    args: list[object] = []
+
+    def param(value: object) -> str:
+        args.append(value)
+        return f"${len(args) + 1}"
+
+    if filter.resource_type is not None:
+        conditions.append(f"resource_type = {param(filter.resource_type)}")
+    if filter.resource_ids is not None:
+        conditions.append(f"resource_id = ANY({param(list(filter.resource_ids))}::text[])")
+    if filter.relation is not None:
+        conditions.append(f"relation = {param(filter.relation)}")
+    subject = filter.subject
+    if subject is not None:
+        conditions.append(f"subject_type = {param(subject.type)}")
+        if subject.ids is not None:
+            conditions.append(f"subject_id = ANY({param(list(subject.ids))}::text[])")
+        if subject.relation is not ANY_RELATION:
+            conditions.append(f"subject_relation = {param(subject.relation or '')}")
+    if after is not None:
+        conditions.append(f"{_KEY} > ({', '.join(param(part) for part in after.key)})")
+    # Column names are constants; every value is a $n parameter.
+    where = " AND ".join(conditions)
+    sql = (
+        f"SELECT {_COLUMNS} FROM rebac_relationship WHERE {where} "  # noqa: S608
+        f"ORDER BY {_KEY.strip('()')} LIMIT {param(limit)}"
+    )
+    return sql, args
+
+
+def relationship_from_row(row: Sequence[Any] | asyncpg.Record) -> Relationship:
+    """Build a Relationship from a row in `_COLUMNS` order."""
+    rtype, rid, relation, stype, sid, srel, caveat_name, caveat_context, expiration = row
+    caveat = None
+    if caveat_name is not None:
+        caveat = RelationshipCaveat.of(caveat_name, json.loads(caveat_context) if caveat_context else None)
+    return Relationship(
+        ObjectRef(rtype, rid),
+        relation,
+        SubjectRef(stype, sid, srel or None),
+        caveat,
+        expiration,
+    )
+
+
+class PostgresReader:
+    """A Reader at one revision over an executor (the pool, or a transaction's connection).
+
+    Cheap to create and safe to share between tasks of one request (each page is one
+    independent query). Iterators are single-use.
+    """
+
+    def __init__(self, executor: Executor, revision: PostgresRevision, schemas: SchemaCache) -> None:
+        self._executor = executor
+        self._revision = revision
+        self._schemas = schemas
+
+    @property
+    def revision(self) -> PostgresRevision:
+        """The snapshot this reader sees."""
+        return self._revision
+
+    @property
+    def _snapshot_text(self) -> str:
+        return str(self._revision.snapshot)
+
+    async def _fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+        with map_asyncpg_errors():
+            return await self._executor.fetch(query, self._snapshot_text, *args)
+
+    async def read_schema_text(self) -> str | None:
+        """The schema text live at this revision, or None if none was written."""
+        row = await self._schema_row()
+        return None if row is None else str(row[0])
+
+    async def read_schema(self) -> CompiledSchema:
+        """The compiled schema at this revision (compiled once per distinct text).
+
+        SchemaMissingError if none was written.
+        """
+        row = await self._schema_row()
+        if row is None:
+            raise SchemaMissingError("no schema has been written yet")
+        return self._schemas.compiled(row[0], row[1])
+
+    async def _schema_row(self) -> asyncpg.Record | None:
+        rows = await self._fetch(
+            f"SELECT text, hash FROM rebac_schema WHERE {LIVE_AT} "  # noqa: S608 - constants
+            "ORDER BY created_xid DESC LIMIT 1"
+        )
+        return rows[0] if rows else None
+
+    def query_relationships(
+        self,
+        filter: RelationshipFilter,  # noqa: A002 - the domain word
+        *,
+        limit: int | None = None,
+        after: Relationship | None = None,
+    ) -> AsyncIterator[Relationship]:
+        """Live relationships matching `filter` in key order, strictly after `after`."""
+        return self._stream(filter, limit=limit, after=after, reverse=False)
+
+    def reverse_query_relationships(
+        self,
+        filter: RelationshipFilter,  # noqa: A002 - the domain word
+        *,
+        limit: int | None = None,
+        after: Relationship | None = None,
+    ) -> AsyncIterator[Relationship]:
+        """Like `query_relationships` for a filter with `subject` set; BugError otherwise."""
+        if filter.subject is None:
+            raise BugError("reverse_query_relationships needs filter.subject")
+        return self._stream(filter, limit=limit, after=after, reverse=True)
+
+    async def _stream(
+        self,
+        filter: RelationshipFilter,  # noqa: A002 - the domain word
+        *,
+        limit: int | None,
+        after: Relationship | None,
+        reverse: bool,
+    ) -> AsyncIterator[Relationship]:
+        if limit is not None and limit < 0:
+            raise BugError(f"negative limit {limit}")
+        if filter.resource_ids == () or (filter.subject is not None and filter.subject.ids == ()):
+            return  # an empty id list matches nothing; skip the round trip
+        remaining = limit
+        while remaining is None or remaining > 0:
+            page_size = PAGE_SIZE if remaining is None else min(PAGE_SIZE, remaining)
+            sql, args = build_query(filter, after=after, limit=page_size, reverse=reverse)
+            rows = await self._fetch(sql, *args)
+            for row in rows:
+                yield relationship_from_row(row)
+            if len(rows) < page_size:
+                return
+            after = relationship_from_row(rows[-1])
+            if remaining is not None:
+                remaining -= len(rows)
