@@ -1,1 +1,354 @@
-"""The graph evaluator: check, expand, lookups and bulk check over a Reader."""
+"""The graph evaluator: check, expand, lookups and bulk check over a Reader.
+
+`Engine` is the facade and the composition root of the dispatcher chain
+(caching → in-flight de-duplication → local evaluation). One Engine serves many
+requests concurrently on one event loop; each call takes the reader (bound to the
+revision the caller chose) and, optionally, "now" for expirations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from rebac.datastore.protocol import Reader
+from rebac.engine.caching import CachingDispatcher
+from rebac.engine.caveats import CaveatEvaluator, CaveatVerdict, evaluate_condition
+from rebac.engine.check import Checker
+from rebac.engine.contextual import ContextualReader
+from rebac.engine.cursor import decode_cursor, encode_cursor
+from rebac.engine.dispatch import DispatchCheckRequest, LocalDispatcher, RequestScope
+from rebac.engine.expand import expand_tree
+from rebac.engine.lookup_resources import resource_candidates
+from rebac.engine.lookup_subjects import subject_candidates
+from rebac.engine.membership import Condition, MembershipSet
+from rebac.engine.reachability import Reachability
+from rebac.engine.requests import (
+    CheckRequest,
+    CheckResult,
+    ExpandTree,
+    FoundResource,
+    FoundSubject,
+    Permissionship,
+)
+from rebac.engine.singleflight import SingleflightDispatcher
+from rebac.engine.stats import EngineStats
+from rebac.errors import (
+    InvalidRequestError,
+    RebacError,
+    UnknownDefinitionError,
+    UnknownRelationError,
+)
+from rebac.schema.definitions import CompiledSchema
+from rebac.tuples import ObjectRef, Relationship, SubjectRef
+
+__all__ = ["CaveatEvaluator", "CaveatVerdict", "Engine", "EngineStats"]
+
+_NO = CheckResult(Permissionship.NO_PERMISSION)
+_YES = CheckResult(Permissionship.HAS_PERMISSION)
+
+
+class Engine:
+    """Answers permission questions over relationships read through a `Reader`.
+
+    - `max_depth`: nested dispatches allowed before MaxDepthExceededError (never a guess).
+    - `concurrency_limit`: datastore queries in flight per request.
+    - `cache_size`: sub-problem answers kept (LRU, keyed by revision); 0 disables.
+    - `caveat_evaluator`: evaluates caveats; without one, a check whose answer depends on
+      a caveat raises CaveatEvaluationError (fail closed).
+
+    `stats` accumulates datastore queries, dispatches and cache hits/misses.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_depth: int = 50,
+        concurrency_limit: int = 32,
+        cache_size: int = 10_000,
+        caveat_evaluator: CaveatEvaluator | None = None,
+    ) -> None:
+        if max_depth < 1 or concurrency_limit < 1:
+            raise InvalidRequestError("max_depth and concurrency_limit must be at least 1")
+        self.max_depth = max_depth
+        self.concurrency_limit = concurrency_limit
+        self.caveat_evaluator = caveat_evaluator
+        self.stats = EngineStats()
+        local = LocalDispatcher(Checker())
+        self._cache = CachingDispatcher(SingleflightDispatcher(local), max_entries=cache_size)
+        local.head = self._cache
+        self._reachability: tuple[CompiledSchema, Reachability] | None = None
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _reach(self, schema: CompiledSchema) -> Reachability:
+        cached = self._reachability
+        if cached is not None and cached[0] is schema:
+            return cached[1]
+        reach = Reachability(schema)
+        self._reachability = (schema, reach)
+        return reach
+
+    async def _scope(
+        self,
+        reader: Reader,
+        now: datetime | None,
+        contextual: Sequence[Relationship] = (),
+    ) -> RequestScope:
+        schema = await reader.read_schema()
+        return RequestScope(
+            reader=ContextualReader(reader, contextual) if contextual else reader,
+            schema=schema,
+            reachability=self._reach(schema),
+            now=now if now is not None else datetime.now(UTC),
+            max_depth=self.max_depth,
+            stats=self.stats,
+            query_limit=asyncio.Semaphore(self.concurrency_limit),
+            # Contextual relationships exist for this request only: keep its answers private.
+            cache_namespace=object() if contextual else None,
+        )
+
+    @staticmethod
+    def _validate(scope: RequestScope, resource_type: str, permission: str, subject: SubjectRef) -> None:
+        schema = scope.schema
+        definition = schema.definition(resource_type)
+        if definition is None:
+            raise UnknownDefinitionError(resource_type)
+        if definition.member(permission) is None:
+            raise UnknownRelationError(resource_type, permission)
+        subject_def = schema.definition(subject.type)
+        if subject_def is None:
+            raise UnknownDefinitionError(subject.type)
+        if subject.relation is not None and subject_def.member(subject.relation) is None:
+            raise UnknownRelationError(subject.type, subject.relation)
+        if subject.is_wildcard:
+            raise InvalidRequestError("cannot check a wildcard subject", field="subject.object_id")
+
+    async def _members(
+        self,
+        scope: RequestScope,
+        resource_type: str,
+        ids: Iterable[str],
+        permission: str,
+        subject: SubjectRef,
+    ) -> MembershipSet:
+        request = DispatchCheckRequest(
+            resource_type=resource_type,
+            resource_ids=tuple(sorted(set(ids))),
+            relation=permission,
+            subject=subject,
+            depth_remaining=self.max_depth,
+            scope=scope,
+        )
+        if not request.resource_ids:
+            return MembershipSet()
+        return (await self._cache.dispatch_check(request)).members
+
+    def _result(
+        self, scope: RequestScope, members: MembershipSet, resource_id: str, context: Mapping[str, Any] | None
+    ) -> CheckResult:
+        if resource_id not in members:
+            return _NO
+        condition: Condition = members[resource_id]
+        if condition is None:
+            return _YES
+        verdict = evaluate_condition(
+            condition, schema=scope.schema, evaluator=self.caveat_evaluator, context=context
+        )
+        if verdict.value is None:
+            return CheckResult(Permissionship.CONDITIONAL, tuple(sorted(verdict.missing)))
+        return _YES if verdict.value else _NO
+
+    # ------------------------------------------------------------------ public API
+
+    async def check(
+        self, reader: Reader, request: CheckRequest, *, now: datetime | None = None
+    ) -> CheckResult:
+        """Whether `request.subject` has `request.permission` on `request.resource`.
+
+        Raises UnknownDefinitionError / UnknownRelationError for names the schema lacks,
+        InvalidRequestError for a wildcard subject, MaxDepthExceededError, and
+        CaveatEvaluationError; an error is never an answer.
+        """
+        scope = await self._scope(reader, now, request.contextual_relationships)
+        self._validate(scope, request.resource.type, request.permission, request.subject)
+        members = await self._members(
+            scope, request.resource.type, (request.resource.id,), request.permission, request.subject
+        )
+        return self._result(scope, members, request.resource.id, request.context)
+
+    async def check_bulk(
+        self, reader: Reader, requests: Sequence[CheckRequest], *, now: datetime | None = None
+    ) -> list[CheckResult | RebacError]:
+        """Many checks at one revision; the i-th item answers the i-th request.
+
+        Requests that differ only in resource id (and caveat context) share one batched
+        sub-problem; all share the cache and de-duplication. A failing item gets its
+        RebacError in place; the others still answer. "now" is taken once for all.
+        """
+        now = now if now is not None else datetime.now(UTC)
+        groups: dict[tuple[str, str, SubjectRef, tuple[Relationship, ...]], list[int]] = defaultdict(list)
+        for i, req in enumerate(requests):
+            key = (req.resource.type, req.permission, req.subject, req.contextual_relationships)
+            groups[key].append(i)
+        out: list[CheckResult | RebacError] = [_NO] * len(requests)
+
+        async def run(key: tuple[str, str, SubjectRef, tuple[Relationship, ...]], items: list[int]) -> None:
+            resource_type, permission, subject, contextual = key
+            try:
+                scope = await self._scope(reader, now, contextual)
+                self._validate(scope, resource_type, permission, subject)
+                members = await self._members(
+                    scope, resource_type, (requests[i].resource.id for i in items), permission, subject
+                )
+            except RebacError as err:
+                for i in items:
+                    out[i] = err
+                return
+            for i in items:
+                try:
+                    out[i] = self._result(scope, members, requests[i].resource.id, requests[i].context)
+                except RebacError as err:
+                    out[i] = err
+
+        async with asyncio.TaskGroup() as group:
+            for key, items in groups.items():
+                group.create_task(run(key, items))
+        return out
+
+    async def expand(
+        self, reader: Reader, resource: ObjectRef, permission: str, *, recursive: bool = False
+    ) -> ExpandTree:
+        """The userset tree behind `resource#permission` (see `expand.expand_tree`)."""
+        scope = await self._scope(reader, None)
+        return await expand_tree(scope, resource, permission, recursive=recursive)
+
+    async def lookup_resources(
+        self,
+        reader: Reader,
+        resource_type: str,
+        permission: str,
+        subject: SubjectRef,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> AsyncIterator[FoundResource]:
+        """Resources of `resource_type` on which `subject` has `permission`.
+
+        Sorted by resource id; each result's `cursor` resumes strictly after it; at most
+        `limit` results. CONDITIONAL results carry their missing context. Agrees exactly
+        with `check` at the same revision and "now".
+        """
+        after = decode_cursor("lookup_resources", cursor)
+        _check_limit(limit)
+        scope = await self._scope(reader, now)
+        self._validate(scope, resource_type, permission, subject)
+        ids = await resource_candidates(scope, resource_type, permission, subject)
+        members = await self._members(scope, resource_type, ids, permission, subject)
+        emitted = 0
+        for rid in sorted(members):
+            if after is not None and rid <= after:
+                continue
+            if limit is not None and emitted >= limit:
+                return
+            result = self._result(scope, members, rid, context)
+            if result.permissionship is Permissionship.NO_PERMISSION:
+                continue
+            emitted += 1
+            yield FoundResource(
+                rid, result.permissionship, result.missing_context, encode_cursor("lookup_resources", rid)
+            )
+
+    async def lookup_subjects(
+        self,
+        reader: Reader,
+        resource: ObjectRef,
+        permission: str,
+        subject_type: str,
+        *,
+        subject_relation: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
+    ) -> AsyncIterator[FoundSubject]:
+        """Subjects of `subject_type` (`#subject_relation`) with `permission` on `resource`.
+
+        Sorted by subject id (the wildcard ``*`` sorts first); cursors and `limit` as in
+        `lookup_resources`. A wildcard result means every subject of the type not listed
+        in its `excluded`; a concretely listed subject's own result takes precedence.
+        Agrees exactly with `check`.
+        """
+        after = decode_cursor("lookup_subjects", cursor)
+        _check_limit(limit)
+        scope = await self._scope(reader, now)
+        probe = SubjectRef(subject_type, "probe", subject_relation)
+        self._validate(scope, resource.type, permission, probe)
+        found = await subject_candidates(scope, resource, permission, subject_type, subject_relation)
+        results: dict[str, CheckResult] = {}
+        for sid in sorted(found.ids):
+            subject = SubjectRef(subject_type, sid, subject_relation)
+            members = await self._members(scope, resource.type, (resource.id,), permission, subject)
+            results[sid] = self._result(scope, members, resource.id, context)
+        entries: list[FoundSubject] = []
+        if found.wildcard:
+            fresh = _fresh_id(found.ids)
+            members = await self._members(
+                scope, resource.type, (resource.id,), permission, SubjectRef(subject_type, fresh)
+            )
+            verdict = self._result(scope, members, resource.id, context)
+            if verdict.permissionship is not Permissionship.NO_PERMISSION:
+                excluded = tuple(
+                    SubjectRef(subject_type, sid)
+                    for sid, r in results.items()
+                    if r.permissionship is Permissionship.NO_PERMISSION
+                )
+                entries.append(
+                    FoundSubject(
+                        SubjectRef(subject_type, "*"),
+                        excluded,
+                        verdict.permissionship,
+                        verdict.missing_context,
+                    )
+                )
+        for sid, result in results.items():
+            if result.permissionship is not Permissionship.NO_PERMISSION:
+                entries.append(
+                    FoundSubject(
+                        SubjectRef(subject_type, sid, subject_relation),
+                        permissionship=result.permissionship,
+                        missing_context=result.missing_context,
+                    )
+                )
+        emitted = 0
+        for entry in entries:
+            if after is not None and entry.subject.id <= after:
+                continue
+            if limit is not None and emitted >= limit:
+                return
+            emitted += 1
+            yield FoundSubject(
+                entry.subject,
+                entry.excluded,
+                entry.permissionship,
+                entry.missing_context,
+                encode_cursor("lookup_subjects", entry.subject.id),
+            )
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 1:
+        raise InvalidRequestError("limit must be at least 1", field="limit")
+
+
+def _fresh_id(taken: set[str]) -> str:
+    """An id no relationship on the walk mentions: it stands for "any other subject"."""
+    n = 0
+    while f"rebac_unlisted_{n}" in taken:
+        n += 1
+    return f"rebac_unlisted_{n}"

@@ -1,0 +1,60 @@
+"""A caching dispatcher: remembers check sub-problem answers per revision (LRU)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+
+from rebac.engine.dispatch import DispatchCheckRequest, DispatchCheckResponse, Dispatcher
+from rebac.engine.keys import check_key
+
+__all__ = ["CachingDispatcher"]
+
+
+class CachingDispatcher:
+    """Answers repeated sub-problems from memory; forwards the rest to `delegate`.
+
+    - The key includes the revision (see `keys.check_key`), so a new revision never sees
+      an old answer.
+    - A hit is used only with enough depth left (``depth_remaining >= depth_required``)
+      and only if no relationship it read expires or un-expires at the request's "now".
+    - Answers that depended on a cycle cut are never stored (they may be incomplete
+      when reached by another path).
+    - `max_entries` bounds memory (least recently used evicted); 0 disables caching.
+    """
+
+    def __init__(self, delegate: Dispatcher, *, max_entries: int = 10_000) -> None:
+        self._delegate = delegate
+        self._max_entries = max_entries
+        self._entries: OrderedDict[Hashable, DispatchCheckResponse] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        """Forget every stored answer."""
+        self._entries.clear()
+
+    async def dispatch_check(self, request: DispatchCheckRequest) -> DispatchCheckResponse:
+        """A sufficient stored answer, or the delegate's (stored when safe)."""
+        stats = request.scope.stats
+        if self._max_entries <= 0:
+            return await self._delegate.dispatch_check(request)
+        key = check_key(request)
+        hit = self._entries.get(key)
+        if (
+            hit is not None
+            and request.depth_remaining >= hit.depth_required
+            and hit.valid_at(request.scope.now)
+        ):
+            self._entries.move_to_end(key)
+            stats.cache_hits += 1
+            return hit
+        stats.cache_misses += 1
+        response = await self._delegate.dispatch_check(request)
+        if not response.cycle_cut:
+            self._entries[key] = response
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+        return response

@@ -1,0 +1,39 @@
+"""Stable keys for check sub-problems, shared by the cache and in-flight de-duplication.
+
+A key holds everything that decides the answer: the revision (which also fixes the
+schema), the cache namespace (private per request with contextual relationships), the
+resource type, ids and relation, and the subject. Depth, path and "now" are *not* in the
+cache key; the cache checks them against what the stored answer needed instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from rebac.engine.dispatch import DispatchCheckRequest
+
+__all__ = ["check_key", "inflight_key"]
+
+
+def check_key(request: DispatchCheckRequest) -> Hashable:
+    """The cache key of a check sub-problem."""
+    scope = request.scope
+    subject = request.subject
+    return (
+        "check",
+        scope.revision,
+        id(scope.cache_namespace) if scope.cache_namespace is not None else None,
+        request.resource_type,
+        request.resource_ids,
+        request.relation,
+        (subject.type, subject.id, subject.relation),
+    )
+
+
+def inflight_key(request: DispatchCheckRequest) -> Hashable:
+    """The de-duplication key: the cache key plus depth and path.
+
+    Waiting only on an identical request (same path) keeps waits acyclic: a request's own
+    sub-problems always carry a longer path, so no task can end up waiting on itself.
+    """
+    return (check_key(request), request.depth_remaining, request.path)

@@ -1,0 +1,37 @@
+"""Counters the Engine keeps about its work (for benchmarks, tests and operators)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+__all__ = ["EngineStats"]
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Running totals since the Engine was created (mutated in place; read a `snapshot()`).
+
+    `datastore_queries` counts reader calls (one per batched query, however many ids);
+    `dispatches` counts sub-problems evaluated locally (not answered by cache or
+    de-duplication).
+    """
+
+    datastore_queries: int = 0
+    dispatches: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    deduplicated: int = 0
+
+    def snapshot(self) -> EngineStats:
+        """A frozen-in-time copy."""
+        return replace(self)
+
+    def since(self, earlier: EngineStats) -> EngineStats:
+        """The work done between `earlier` (a snapshot) and now."""
+        return EngineStats(
+            datastore_queries=self.datastore_queries - earlier.datastore_queries,
+            dispatches=self.dispatches - earlier.dispatches,
+            cache_hits=self.cache_hits - earlier.cache_hits,
+            cache_misses=self.cache_misses - earlier.cache_misses,
+            deduplicated=self.deduplicated - earlier.deduplicated,
+        )
