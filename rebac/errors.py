@@ -22,7 +22,11 @@ RebacError
 ├── MaxDepthExceededError                → FAILED_PRECONDITION
 ├── RelationshipExistsError              → ALREADY_EXISTS
 ├── LimitExceededError                   → RESOURCE_EXHAUSTED a configured bound was exceeded
+│   └── CaveatLimitExceededError                              (also a CaveatEvaluationError)
+├── CaveatEvaluationError                → INVALID_ARGUMENT   a caveat could not be evaluated
 ├── StaleRevisionError                   → OUT_OF_RANGE       the revision was garbage-collected
+├── AuthenticationError                  → UNAUTHENTICATED    no credentials, or unknown ones
+├── AuthorizationError                   → PERMISSION_DENIED  valid credentials lacking a scope
 ├── DatastoreError                       → UNAVAILABLE
 │   ├── SerializationConflictError       → ABORTED
 │   ├── DatastoreUnavailableError        → UNAVAILABLE
@@ -39,8 +43,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "AuthenticationError",
+    "AuthorizationError",
     "BatchTooLargeError",
     "BugError",
+    "CaveatEvaluationError",
+    "CaveatLimitExceededError",
     "DatastoreError",
     "DatastoreNotMigratedError",
     "DatastoreUnavailableError",
@@ -202,8 +210,31 @@ class LimitExceededError(RebacError):
     """A configured bound was exceeded (contextual relationships, caveat cost, page size...)."""
 
 
+class CaveatEvaluationError(RebacError):
+    """A caveat could not be evaluated: a context value of the wrong type, a runtime error.
+
+    `caveat` names the caveat when known. Never treated as "allowed".
+    """
+
+    def __init__(self, message: str, *, caveat: str | None = None) -> None:
+        super().__init__(f"caveat `{caveat}`: {message}" if caveat else message)
+        self.caveat = caveat
+
+
+class CaveatLimitExceededError(CaveatEvaluationError, LimitExceededError):
+    """A caveat's evaluation would exceed its cost bound (hostile or runaway expression)."""
+
+
 class StaleRevisionError(RebacError):
     """The requested revision is older than the garbage-collection window."""
+
+
+class AuthenticationError(RebacError):
+    """The caller presented no credentials, or credentials the server does not know."""
+
+
+class AuthorizationError(RebacError):
+    """The caller's credentials are valid but lack the scope the operation needs."""
 
 
 class DatastoreError(RebacError):
