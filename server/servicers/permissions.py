@@ -1,0 +1,246 @@
+"""PermissionsService: Check, CheckBulk, Expand, LookupResources, LookupSubjects."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from grpc import aio
+
+from rebac.datastore.protocol import Datastore
+from rebac.engine import Engine
+from rebac.engine.requests import CheckRequest, CheckResult
+from rebac.errors import RebacError
+from rebac.revision import AtExactSnapshot, Consistency, Revision, encode_token
+from rebac.tuples import validate_object_type
+from rebac_server import convert
+from rebac_server._gen.rebac.v1 import core_pb2, permissions_pb2, permissions_pb2_grpc
+from rebac_server.audit import AuditLog
+from rebac_server.consistency import resolve_revision
+from rebac_server.cursors import StreamCursor, decode_cursor, encode_cursor
+from rebac_server.errors import to_rpc_status
+from rebac_server.request_context import current_request
+
+__all__ = ["PermissionsServicer"]
+
+
+def _caveat_context(msg: Any, name: str = "context") -> dict[str, Any] | None:
+    return convert.context_from_proto(getattr(msg, name)) if msg.HasField(name) else None
+
+
+def _pinned(request: Any) -> tuple[Consistency, str | None]:
+    """The request's consistency, or the cursor's revision when it carries a cursor."""
+    if request.HasField("optional_cursor") and request.optional_cursor.token:
+        cursor = decode_cursor(request.optional_cursor.token, field="optional_cursor.token")
+        return AtExactSnapshot(cursor.token), cursor.position or None
+    return convert.consistency_from_proto(request.consistency), None
+
+
+def _check_request(
+    resource: core_pb2.ObjectReference,
+    permission: str,
+    subject: core_pb2.SubjectReference,
+    context: dict[str, Any] | None,
+    path: str = "",
+) -> CheckRequest:
+    return CheckRequest(
+        resource=convert.object_from_proto(resource, f"{path}resource"),
+        permission=convert.relation_from_proto(permission, f"{path}permission"),
+        subject=convert.subject_from_proto(subject, f"{path}subject"),
+        context=context,
+    )
+
+
+class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
+    """Answers permission questions at one resolved revision per request."""
+
+    def __init__(self, datastore: Datastore, engine: Engine, audit: AuditLog) -> None:
+        self._datastore = datastore
+        self._engine = engine
+        self._audit = audit
+
+    async def _revision(self, consistency: Consistency) -> tuple[Revision, str]:
+        revision = await resolve_revision(consistency, self._datastore)
+        return revision, encode_token(revision)
+
+    async def Check(  # noqa: N802 - gRPC method name
+        self, request: permissions_pb2.CheckRequest, _context: aio.ServicerContext[Any, Any]
+    ) -> permissions_pb2.CheckResponse:
+        """One check; the response carries `checked_at`."""
+        convert.require_field(request, "resource", "resource")
+        convert.require_field(request, "subject", "subject")
+        check = _check_request(
+            request.resource, request.permission, request.subject, _caveat_context(request)
+        )
+        if request.contextual_relationships:
+            check = CheckRequest(
+                check.resource,
+                check.permission,
+                check.subject,
+                check.context,
+                tuple(
+                    convert.relationship_from_proto(r, f"contextual_relationships[{i}]")
+                    for i, r in enumerate(request.contextual_relationships)
+                ),
+            )
+        revision, token = await self._revision(convert.consistency_from_proto(request.consistency))
+        result = await self._engine.check(self._datastore.snapshot_reader(revision), check)
+        self._audit.record(
+            result=result.permissionship.value,
+            resource=str(check.resource),
+            permission=check.permission,
+            subject=str(check.subject),
+            revision=token,
+        )
+        return permissions_pb2.CheckResponse(
+            checked_at=core_pb2.RevisionToken(token=token),
+            permissionship=convert.permissionship_to_proto(result.permissionship),
+            missing_context=result.missing_context,
+        )
+
+    async def CheckBulk(  # noqa: N802 - gRPC method name
+        self, request: permissions_pb2.CheckBulkRequest, _context: aio.ServicerContext[Any, Any]
+    ) -> permissions_pb2.CheckBulkResponse:
+        """Many checks at one revision; an invalid item gets its own error, not the call's."""
+        info = current_request()
+        request_id = info.request_id if info else ""
+        outcomes: list[CheckResult | RebacError | None] = [None] * len(request.items)
+        checks: list[CheckRequest | None] = [None] * len(request.items)
+        valid: list[tuple[int, CheckRequest]] = []
+        for i, item in enumerate(request.items):
+            try:
+                convert.require_field(item, "resource", f"items[{i}].resource")
+                convert.require_field(item, "subject", f"items[{i}].subject")
+                checks[i] = _check_request(
+                    item.resource, item.permission, item.subject, _caveat_context(item), f"items[{i}]."
+                )
+            except RebacError as err:
+                outcomes[i] = err
+            else:
+                valid.append((i, checks[i]))  # type: ignore[arg-type]
+        revision, token = await self._revision(convert.consistency_from_proto(request.consistency))
+        if valid:
+            results = await self._engine.check_bulk(
+                self._datastore.snapshot_reader(revision), [check for _, check in valid]
+            )
+            for (i, _), answer in zip(valid, results, strict=True):
+                outcomes[i] = answer
+        response = permissions_pb2.CheckBulkResponse(checked_at=core_pb2.RevisionToken(token=token))
+        for item, check, outcome in zip(request.items, checks, outcomes, strict=True):
+            pair = response.pairs.add()
+            pair.request.CopyFrom(item)
+            if isinstance(outcome, CheckResult):
+                pair.item.permissionship = convert.permissionship_to_proto(outcome.permissionship)
+                pair.item.missing_context.extend(outcome.missing_context)
+                result = outcome.permissionship.value
+            else:
+                assert outcome is not None  # noqa: S101 - every index was filled above
+                pair.error.CopyFrom(to_rpc_status(outcome, request_id=request_id))
+                result = "error"
+            self._audit.record(
+                result=result,
+                resource=str(check.resource) if check else None,
+                permission=check.permission if check else None,
+                subject=str(check.subject) if check else None,
+                revision=token,
+            )
+        return response
+
+    async def Expand(  # noqa: N802 - gRPC method name
+        self, request: permissions_pb2.ExpandRequest, _context: aio.ServicerContext[Any, Any]
+    ) -> permissions_pb2.ExpandResponse:
+        """The userset tree; the response carries `expanded_at`."""
+        convert.require_field(request, "resource", "resource")
+        resource = convert.object_from_proto(request.resource, "resource")
+        permission = convert.relation_from_proto(request.permission, "permission")
+        revision, token = await self._revision(convert.consistency_from_proto(request.consistency))
+        tree = await self._engine.expand(
+            self._datastore.snapshot_reader(revision), resource, permission, recursive=request.recursive
+        )
+        self._audit.record(result="expanded", resource=str(resource), permission=permission, revision=token)
+        return permissions_pb2.ExpandResponse(
+            expanded_at=core_pb2.RevisionToken(token=token), tree_root=convert.expand_tree_to_proto(tree)
+        )
+
+    async def LookupResources(  # noqa: N802 - gRPC method name
+        self, request: permissions_pb2.LookupResourcesRequest, _context: aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[permissions_pb2.LookupResourcesResponse]:
+        """Stream the resources the subject can reach; each result carries a cursor."""
+        convert.require_field(request, "subject", "subject")
+        resource_type = validate_object_type(request.resource_object_type, field_name="resource_object_type")
+        permission = convert.relation_from_proto(request.permission, "permission")
+        subject = convert.subject_from_proto(request.subject, "subject")
+        consistency, engine_cursor = _pinned(request)
+        revision, token = await self._revision(consistency)
+        revision_token = core_pb2.RevisionToken(token=token)
+        count = 0
+        async for found in self._engine.lookup_resources(
+            self._datastore.snapshot_reader(revision),
+            resource_type,
+            permission,
+            subject,
+            limit=request.optional_limit or None,
+            cursor=engine_cursor,
+            context=_caveat_context(request),
+        ):
+            count += 1
+            yield permissions_pb2.LookupResourcesResponse(
+                looked_up_at=revision_token,
+                resource_object_id=found.resource_id,
+                permissionship=convert.permissionship_to_proto(found.permissionship),
+                missing_context=found.missing_context,
+                after_result_cursor=core_pb2.Cursor(token=encode_cursor(StreamCursor(token, found.cursor))),
+            )
+        self._audit.record(
+            result="looked_up",
+            resource=resource_type,
+            permission=permission,
+            subject=str(subject),
+            revision=token,
+            count=count,
+        )
+
+    async def LookupSubjects(  # noqa: N802 - gRPC method name
+        self, request: permissions_pb2.LookupSubjectsRequest, _context: aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[permissions_pb2.LookupSubjectsResponse]:
+        """Stream the subjects that have the permission; each result carries a cursor."""
+        convert.require_field(request, "resource", "resource")
+        resource = convert.object_from_proto(request.resource, "resource")
+        permission = convert.relation_from_proto(request.permission, "permission")
+        subject_type = validate_object_type(request.subject_object_type, field_name="subject_object_type")
+        subject_relation = (
+            convert.relation_from_proto(request.optional_subject_relation, "optional_subject_relation")
+            if request.optional_subject_relation
+            else None
+        )
+        consistency, engine_cursor = _pinned(request)
+        revision, token = await self._revision(consistency)
+        revision_token = core_pb2.RevisionToken(token=token)
+        count = 0
+        async for found in self._engine.lookup_subjects(
+            self._datastore.snapshot_reader(revision),
+            resource,
+            permission,
+            subject_type,
+            subject_relation=subject_relation,
+            limit=request.optional_limit or None,
+            cursor=engine_cursor,
+            context=_caveat_context(request),
+        ):
+            count += 1
+            yield permissions_pb2.LookupSubjectsResponse(
+                looked_up_at=revision_token,
+                subject=convert.subject_to_proto(found.subject),
+                excluded_subjects=[convert.subject_to_proto(s) for s in found.excluded],
+                permissionship=convert.permissionship_to_proto(found.permissionship),
+                missing_context=found.missing_context,
+                after_result_cursor=core_pb2.Cursor(token=encode_cursor(StreamCursor(token, found.cursor))),
+            )
+        self._audit.record(
+            result="looked_up",
+            resource=str(resource),
+            permission=permission,
+            subject=subject_type,
+            revision=token,
+            count=count,
+        )

@@ -1,0 +1,230 @@
+"""PermissionsService over a real channel: Check, CheckBulk, Expand and both lookups."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from grpc import aio
+
+from rebac.tuples import UpdateOperation
+from rebac_server._gen.rebac.v1 import core_pb2, permissions_pb2
+from tests.server.server_helpers import FULL, HAS, NO, check, obj, subj, touch, updates
+
+WORLD = (
+    "document:1#viewer@user:ann",
+    "document:1#editor@group:eng#member",
+    "group:eng#member@user:bob",
+    "document:2#viewer@user:*",
+    "document:2#banned@user:eve",
+    "document:3#editor@user:bob",
+)
+
+
+@pytest.fixture
+async def world(server):
+    await server.relationships.WriteRelationships(touch(*WORLD))
+    return server
+
+
+class TestCheck:
+    async def test_direct_and_nested_grants_are_allowed(self, world):
+        """A direct viewer and a group member editor both may view; the token is returned."""
+        for subject in ("user:ann", "user:bob"):
+            response = await world.permissions.Check(check("document:1", "view", subject))
+            assert response.permissionship == HAS
+            assert response.checked_at.token
+
+    async def test_other_users_document_is_denied(self, world):
+        """ann cannot view bob's document 3: NO_PERMISSION, never an error."""
+        response = await world.permissions.Check(check("document:3", "view", "user:ann"))
+        assert response.permissionship == NO
+
+    async def test_wildcard_minus_banned(self, world):
+        """`user:*` grants everyone except the banned subject."""
+        assert (await world.permissions.Check(check("document:2", "view", "user:zed"))).permissionship == HAS
+        assert (await world.permissions.Check(check("document:2", "view", "user:eve"))).permissionship == NO
+
+    async def test_unknown_permission_is_failed_precondition(self, world):
+        """A permission the definition lacks is FAILED_PRECONDITION naming it."""
+        with pytest.raises(aio.AioRpcError) as info:
+            await world.permissions.Check(check("document:1", "delete", "user:ann"))
+        assert info.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+        assert "delete" in info.value.details()
+
+    async def test_malformed_resource_id_names_the_field(self, world):
+        """A bad object id is INVALID_ARGUMENT whose message names `resource.object_id`."""
+        request = check("document:1", "view", "user:ann")
+        request.resource.object_id = "bad id!"
+        with pytest.raises(aio.AioRpcError) as info:
+            await world.permissions.Check(request)
+        assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "resource.object_id" in info.value.details()
+
+    async def test_missing_subject_names_the_field(self, world):
+        """A request without a subject is INVALID_ARGUMENT naming `subject`."""
+        request = permissions_pb2.CheckRequest(resource=obj("document:1"), permission="view")
+        with pytest.raises(aio.AioRpcError) as info:
+            await world.permissions.Check(request)
+        assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "subject" in info.value.details()
+
+    async def test_token_from_a_revoke_never_sees_the_old_access(self, world):
+        """New-enemy: a check at_least_as_fresh as the revoke's token is denied."""
+
+        written = await world.relationships.WriteRelationships(
+            updates(UpdateOperation.DELETE, "document:1#viewer@user:ann")
+        )
+        fresh = core_pb2.Consistency(at_least_as_fresh=written.written_at)
+        assert (
+            await world.permissions.Check(check("document:1", "view", "user:ann", fresh))
+        ).permissionship == NO
+
+    async def test_exact_snapshot_sees_the_past(self, world):
+        """at_exact_snapshot with an old token answers as of that revision."""
+        before = await world.permissions.Check(check("document:1", "view", "user:ann"))
+
+        await world.relationships.WriteRelationships(
+            updates(UpdateOperation.DELETE, "document:1#viewer@user:ann")
+        )
+        past = core_pb2.Consistency(at_exact_snapshot=before.checked_at)
+        response = await world.permissions.Check(check("document:1", "view", "user:ann", past))
+        assert response.permissionship == HAS
+        assert response.checked_at.token == before.checked_at.token
+
+    async def test_garbage_token_is_invalid_argument(self, world):
+        """A malformed consistency token is INVALID_ARGUMENT, not a fallback read."""
+        bad = core_pb2.Consistency(at_least_as_fresh=core_pb2.RevisionToken(token="not-a-token"))
+        with pytest.raises(aio.AioRpcError) as info:
+            await world.permissions.Check(check("document:1", "view", "user:ann", bad))
+        assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+class TestCheckBulk:
+    async def test_items_answer_in_order_with_per_item_errors(self, world):
+        """Each item answers in request order; a bad item gets its own error status."""
+        items = [
+            permissions_pb2.CheckBulkRequestItem(
+                resource=obj("document:1"), permission="view", subject=subj("user:ann")
+            ),
+            permissions_pb2.CheckBulkRequestItem(
+                resource=obj("document:3"), permission="view", subject=subj("user:ann")
+            ),
+            permissions_pb2.CheckBulkRequestItem(
+                resource=obj("document:1"), permission="nope", subject=subj("user:ann")
+            ),
+            permissions_pb2.CheckBulkRequestItem(resource=obj("document:1"), permission="view"),
+        ]
+        response = await world.permissions.CheckBulk(
+            permissions_pb2.CheckBulkRequest(consistency=FULL, items=items)
+        )
+        assert response.checked_at.token
+        assert [p.WhichOneof("response") for p in response.pairs] == ["item", "item", "error", "error"]
+        assert response.pairs[0].item.permissionship == HAS
+        assert response.pairs[1].item.permissionship == NO
+        assert response.pairs[2].error.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+        assert response.pairs[3].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        assert "items[3].subject" in response.pairs[3].error.message
+
+
+def _leaf_subjects(node: permissions_pb2.PermissionRelationshipTree) -> set[str]:
+    if node.WhichOneof("tree_type") == "leaf":
+        return {
+            f"{s.object.object_type}:{s.object.object_id}"
+            + (f"#{s.optional_relation}" if s.optional_relation else "")
+            for s in node.leaf.subjects
+        }
+    return set().union(*(_leaf_subjects(child) for child in node.intermediate.children))
+
+
+class TestExpand:
+    async def test_one_level_names_the_usersets(self, world):
+        """A one-level expand of document:1#view names the viewer and editor usersets."""
+        response = await world.permissions.Expand(
+            permissions_pb2.ExpandRequest(consistency=FULL, resource=obj("document:1"), permission="view")
+        )
+        assert response.expanded_at.token
+        assert (
+            response.tree_root.intermediate.operation
+            == permissions_pb2.AlgebraicSubjectSet.OPERATION_EXCLUSION
+        )
+        assert {"document:1#viewer", "document:1#editor"} <= _leaf_subjects(response.tree_root)
+
+    async def test_recursive_reaches_the_users(self, world):
+        """A recursive expand reaches ann directly and bob through the eng group."""
+        response = await world.permissions.Expand(
+            permissions_pb2.ExpandRequest(
+                consistency=FULL, resource=obj("document:1"), permission="view", recursive=True
+            )
+        )
+        assert {"user:ann", "user:bob"} <= _leaf_subjects(response.tree_root)
+
+
+class TestLookupResources:
+    async def test_streams_every_reachable_resource(self, world):
+        """bob reaches documents 1 (through eng) and 3 (directly), and nothing else."""
+        request = permissions_pb2.LookupResourcesRequest(
+            consistency=FULL, resource_object_type="document", permission="view", subject=subj("user:bob")
+        )
+        found = [r async for r in world.permissions.LookupResources(request)]
+        assert {r.resource_object_id for r in found} >= {"1", "3"}
+        assert "2" in {r.resource_object_id for r in found}  # the wildcard reaches bob too
+        assert len({r.looked_up_at.token for r in found}) == 1
+
+    async def test_cursor_resumes_after_the_last_result(self, world):
+        """limit 1 then the cursor yields the remaining results, without repeats."""
+        base = permissions_pb2.LookupResourcesRequest(
+            consistency=FULL, resource_object_type="document", permission="view", subject=subj("user:bob")
+        )
+        everything = [r.resource_object_id async for r in world.permissions.LookupResources(base)]
+        first_request = permissions_pb2.LookupResourcesRequest()
+        first_request.CopyFrom(base)
+        first_request.optional_limit = 1
+        first = [r async for r in world.permissions.LookupResources(first_request)]
+        assert len(first) == 1
+        rest_request = permissions_pb2.LookupResourcesRequest()
+        rest_request.CopyFrom(base)
+        rest_request.optional_cursor.CopyFrom(first[0].after_result_cursor)
+        rest = [r.resource_object_id async for r in world.permissions.LookupResources(rest_request)]
+        assert [first[0].resource_object_id, *rest] == everything
+
+    async def test_garbage_cursor_is_invalid_argument(self, world):
+        """A malformed cursor is INVALID_ARGUMENT naming the cursor."""
+        request = permissions_pb2.LookupResourcesRequest(
+            resource_object_type="document",
+            permission="view",
+            subject=subj("user:bob"),
+            optional_cursor=core_pb2.Cursor(token="%%%"),
+        )
+        with pytest.raises(aio.AioRpcError) as info:
+            _ = [r async for r in world.permissions.LookupResources(request)]
+        assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "optional_cursor" in info.value.details()
+
+    async def test_client_cancellation_leaves_the_server_serving(self, world):
+        """Cancelling a stream mid-way does not disturb later calls."""
+        request = permissions_pb2.LookupResourcesRequest(
+            consistency=FULL, resource_object_type="document", permission="view", subject=subj("user:bob")
+        )
+        call = world.permissions.LookupResources(request)
+        await call.read()
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call.read()
+        assert (await world.permissions.Check(check("document:3", "view", "user:bob"))).permissionship == HAS
+
+
+class TestLookupSubjects:
+    async def test_lists_subjects_and_wildcard_exclusions(self, world):
+        """document:2's viewers are the wildcard minus eve; document:1's include ann and bob."""
+        request = permissions_pb2.LookupSubjectsRequest(
+            consistency=FULL, resource=obj("document:2"), permission="view", subject_object_type="user"
+        )
+        found = [r async for r in world.permissions.LookupSubjects(request)]
+        wildcard = [r for r in found if r.subject.object.object_id == "*"]
+        assert len(wildcard) == 1
+        assert [s.object.object_id for s in wildcard[0].excluded_subjects] == ["eve"]
+        request.resource.object_id = "1"
+        ids = {r.subject.object.object_id async for r in world.permissions.LookupSubjects(request)}
+        assert ids == {"ann", "bob"}
