@@ -1,0 +1,186 @@
+"""``python -m benchmarks``: generate datasets, install and verify the SpiceDB peer, run benchmarks.
+
+Sub-commands:
+  generate         write a dataset's relationships (one per line) and its schema
+  install-spicedb  npm-install libspicedb.so into the cache (idempotent)
+  verify           load a dataset into SpiceDB and compare its answers with the reference
+  peer-bench       measure generation, SpiceDB load rate and SpiceDB Check latency/throughput
+  run              the full harness against the rebac server (not built yet)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.datasets import DATASETS, DEFAULT_SEED, SIZES, make_world, parse_size, relationships
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+NOT_BUILT = (
+    "load driver (separate client processes driving the rebac gRPC server)",
+    "workloads: cold/warm checks, bulk checks, lookups, writes, mixed",
+    "L0 (health RPC) / L1 (direct-relation Check) limits and fractions",
+    "server CPU/RSS, datastore queries per check, cache hit rate",
+    "report.json / report.md / PNG plots",
+)
+
+
+def _add_world_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dataset", choices=sorted(DATASETS), default="drive", help="dataset shape (default drive)"
+    )
+    parser.add_argument(
+        "--size", default="10k", help=f"approximate relationships: {', '.join(SIZES)} or N (default 10k)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help=f"generator seed (default {DEFAULT_SEED})"
+    )
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from benchmarks.queries import build_sample  # noqa: PLC0415 - keep --help fast
+
+    world = make_world(args.dataset, parse_size(args.size), args.seed)
+    out = Path(args.out)
+    schema_out = Path(args.schema_out) if args.schema_out else out.with_suffix(".zed")
+    started = time.perf_counter()
+    count = 0
+    with out.open("w", encoding="utf-8") as fh:
+        for line in relationships(world):
+            fh.write(line)
+            fh.write("\n")
+            count += 1
+    elapsed = time.perf_counter() - started
+    schema_out.write_text(world.schema, encoding="utf-8")
+    print(f"wrote {count} relationships to {out} ({count / elapsed:,.0f}/s) and the schema to {schema_out}")
+    if args.queries:
+        sample = build_sample(world, checks=args.checks)
+        Path(args.queries).write_text(json.dumps(sample.to_json(), indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {len(sample)} queries with reference answers to {args.queries}")
+    return EXIT_OK
+
+
+def _install_spicedb(args: argparse.Namespace) -> int:
+    from benchmarks.spicedb_peer import install_spicedb  # noqa: PLC0415
+
+    started = time.perf_counter()
+    library = install_spicedb(Path(args.cache_dir) if args.cache_dir else None)
+    print(f"libspicedb.so ready at {library} ({time.perf_counter() - started:.1f} s)")
+    print(f"export SPICEDB_LIBRARY_PATH={library}")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from benchmarks.compare import AnswerMismatchError, compare_sample  # noqa: PLC0415
+    from benchmarks.queries import build_sample  # noqa: PLC0415
+    from benchmarks.spicedb_peer import DISPATCH_CACHE_NOTE, SpiceDBPeer  # noqa: PLC0415
+
+    world = make_world(args.dataset, parse_size(args.size), args.seed)
+    sample = build_sample(world, checks=args.checks)
+    with SpiceDBPeer() as peer:
+        peer.write_schema(world.schema)
+        loaded = peer.load(relationships(world))
+        print(f"loaded {loaded.count} relationships into SpiceDB in {loaded.seconds:.1f} s")
+        mismatches = list(compare_sample("spicedb", peer, sample))
+    print(DISPATCH_CACHE_NOTE)
+    if mismatches:
+        print(AnswerMismatchError(mismatches), file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"OK: SpiceDB agrees with the reference on all {len(sample)} queries "
+        f"({len(sample.checks)} checks, {sample.positive_checks()} positive; "
+        f"{len(sample.lookup_resources)} lookup-resources; {len(sample.lookup_subjects)} lookup-subjects)"
+    )
+    return EXIT_OK
+
+
+def _peer_bench(args: argparse.Namespace) -> int:
+    from benchmarks.peer_bench import run_peer_bench  # noqa: PLC0415
+
+    world = make_world(args.dataset, parse_size(args.size), args.seed)
+    threads = tuple(int(t) for t in args.threads.split(","))
+    report = run_peer_bench(world, checks=args.checks, threads=threads)
+    print(report.to_text())
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.to_json(), indent=1) + "\n", encoding="utf-8")
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    print(f"`run --dataset {args.dataset} --size {args.size}` is not built yet; no figures were measured.")
+    print("Built: dataset generators, reference answers, SpiceDB peer (see `verify` and `peer-bench`).")
+    print("Not built yet:")
+    for piece in NOT_BUILT:
+        print(f"  - {piece}")
+    return EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m benchmarks``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="rebac benchmarks: deterministic datasets, reference answers, SpiceDB side by side.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    gen = sub.add_parser("generate", help="write a dataset's relationships (one per line) and schema")
+    _add_world_arguments(gen)
+    gen.add_argument("--out", required=True, help="relationships file, one canonical relationship per line")
+    gen.add_argument("--schema-out", help="schema file (default: --out with the suffix .zed)")
+    gen.add_argument("--queries", help="also write a query sample with reference answers (JSON) here")
+    gen.add_argument("--checks", type=int, default=200, help="checks in the query sample (default 200)")
+    gen.set_defaults(handler=_generate)
+
+    install = sub.add_parser("install-spicedb", help="npm-install libspicedb.so into the cache (idempotent)")
+    install.add_argument(
+        "--cache-dir", help="install directory (default .cache/spicedb or $REBAC_SPICEDB_CACHE)"
+    )
+    install.set_defaults(handler=_install_spicedb)
+
+    verify = sub.add_parser("verify", help="compare SpiceDB's answers with the reference on a dataset")
+    _add_world_arguments(verify)
+    verify.add_argument("--checks", type=int, default=200, help="checks in the query sample (default 200)")
+    verify.set_defaults(handler=_verify)
+
+    bench = sub.add_parser("peer-bench", help="measure generation, SpiceDB load and SpiceDB Check in-process")
+    _add_world_arguments(bench)
+    bench.add_argument("--checks", type=int, default=1000, help="distinct checks to time (default 1000)")
+    bench.add_argument("--threads", default="1,4", help="comma-separated thread counts (default 1,4)")
+    bench.add_argument("--json", help="also write the figures as JSON here")
+    bench.set_defaults(handler=_peer_bench)
+
+    run = sub.add_parser("run", help="full harness against the rebac server (not built yet)")
+    _add_world_arguments(run)
+    run.add_argument("--peer", choices=["spicedb"], help="also run SpiceDB on the same data and queries")
+    run.add_argument("--out", help="report directory")
+    run.set_defaults(handler=_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse `argv` and run the sub-command; user errors print one line and exit 2."""
+    from benchmarks.spicedb_peer import PeerError, PeerUnavailableError  # noqa: PLC0415
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except PeerUnavailableError as exc:
+        print(f"SpiceDB unavailable: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except PeerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
