@@ -10,7 +10,11 @@ datastore lives in one process, so it is always served by exactly one.
 
 Shutdown: SIGTERM/SIGINT stop accepting calls, let in-flight calls finish within
 `config.grace_period`, then close the datastore; the parent forwards the signal to its
-workers and waits for them.
+workers and waits for them. SIGHUP re-reads the key file (`rebac_server.background`);
+the parent forwards it to every worker.
+
+Every datastore call goes through `InstrumentedDatastore` (latency metrics, tracing
+spans); on PostgreSQL worker 0 also runs the datastore GC every `config.gc_interval`.
 """
 
 from __future__ import annotations
@@ -46,9 +50,12 @@ from rebac_server._gen.rebac.v1 import (
 )
 from rebac_server.audit import AuditLog
 from rebac_server.auth import KeyRing
+from rebac_server.background import reload_key_file, start_gc
 from rebac_server.config import ServerConfig, split_host_port
+from rebac_server.instrumented import InstrumentedDatastore, pool_stats
 from rebac_server.interceptors import ServerInterceptor
 from rebac_server.metrics import Metrics, start_metrics_server
+from rebac_server.tracing import Tracer
 
 if TYPE_CHECKING:
     from rebac.engine import Engine
@@ -76,6 +83,9 @@ class RunningServer:
     health: Any
     """The grpc_health aio HealthServicer (untyped upstream)."""
     audit: AuditLog
+    interceptor: ServerInterceptor
+    datastore: InstrumentedDatastore
+    """The instrumented view of the caller's datastore that the servicers use."""
     metrics_server: asyncio.Server | None = None
     _stopped: bool = field(default=False, repr=False)
 
@@ -115,20 +125,28 @@ async def start_server(
     engine: Engine | None = None,
     reuse_port: bool = False,
     worker: int = 0,
+    tracer: Tracer | None = None,
 ) -> RunningServer:
     """Build and start one server on `config.listen` (port 0 picks a free port).
 
     `reuse_port` lets several processes bind the same port (multi-worker mode); without it
-    a port already in use is an error. The caller owns `datastore` and closes it after
-    `RunningServer.stop`.
+    a port already in use is an error. `tracer` defaults to the one `config.tracing`
+    names. The caller owns `datastore` and closes it after `RunningServer.stop`.
     """
     from rebac.engine import Engine  # noqa: PLC0415 - the engine is only needed once serving
 
     engine = engine or Engine(max_depth=config.max_depth)
+    tracer = tracer or Tracer.from_mode(config.tracing)
     audit = AuditLog.open(config.audit_log)
-    metrics = Metrics(engine_stats=lambda: getattr(engine, "stats", None), worker=worker)
+    metrics = Metrics(
+        engine_stats=lambda: getattr(engine, "stats", None),
+        pool_stats=lambda: pool_stats(datastore),
+        worker=worker,
+    )
+    instrumented = InstrumentedDatastore(datastore, metrics, tracer)
+    interceptor = ServerInterceptor(KeyRing(config.keys), metrics, tracer)
     server = aio.server(
-        interceptors=[ServerInterceptor(KeyRing(config.keys), metrics)],
+        interceptors=[interceptor],
         options=[
             ("grpc.so_reuseport", 1 if reuse_port else 0),
             ("grpc.max_receive_message_length", config.max_message_bytes),
@@ -141,13 +159,13 @@ async def start_server(
 
     # The generated registration functions are untyped (grpcio-tools writes no stubs for them).
     permissions_pb2_grpc.add_PermissionsServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        PermissionsServicer(datastore, engine, audit), server
+        PermissionsServicer(instrumented, engine, audit), server
     )
     relationships_pb2_grpc.add_RelationshipsServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        RelationshipsServicer(datastore, audit, max_updates=config.max_updates_per_write), server
+        RelationshipsServicer(instrumented, audit, max_updates=config.max_updates_per_write), server
     )
     schema_pb2_grpc.add_SchemaServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        SchemaServicer(datastore, audit), server
+        SchemaServicer(instrumented, audit), server
     )
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -168,7 +186,7 @@ async def start_server(
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    running = RunningServer(server, port, engine, metrics, health_servicer, audit)
+    running = RunningServer(server, port, engine, metrics, health_servicer, audit, interceptor, instrumented)
     if config.metrics_listen is not None:
         host, metrics_port = split_host_port(config.metrics_listen, field="metrics_listen")
         running.metrics_server = await start_metrics_server(
@@ -190,10 +208,12 @@ async def open_datastore(config: ServerConfig, dsn: str | None) -> Datastore:
     return await PostgresDatastore.connect(dsn).open()
 
 
-def _install_stop_handlers(stop: asyncio.Event) -> None:
+def _install_stop_handlers(stop: asyncio.Event, on_hangup: Callable[[], object] | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if on_hangup is not None:
+        loop.add_signal_handler(signal.SIGHUP, on_hangup)
 
 
 async def _serve_process(
@@ -209,10 +229,18 @@ async def _serve_process(
     datastore = await open_datastore(config, dsn)
     try:
         running = await start_server(config, datastore, reuse_port=reuse_port, worker=worker)
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGHUP, reload_key_file, config, running.interceptor
+        )
+        gc_task = start_gc(datastore, running.metrics, config.gc_interval) if worker == 0 else None
         try:
             on_ready(running)
             await stop.wait()
         finally:
+            if gc_task is not None:
+                gc_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await gc_task
             await running.stop(config.grace_period)
     finally:
         await datastore.aclose()
@@ -220,7 +248,9 @@ async def _serve_process(
 
 def _worker_main(config: ServerConfig, dsn: str | None, worker: int, ready: Any) -> None:
     """Entry point of a worker process: serve until SIGTERM, report readiness on `ready`."""
-    logging.basicConfig(level=logging.WARNING, format=f"worker {worker}: %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=config.log_level.upper(), format=f"worker {worker}: %(levelname)s %(name)s: %(message)s"
+    )
     try:
         asyncio.run(
             _serve_process(
@@ -278,7 +308,7 @@ async def _run_workers(config: ServerConfig, dsn: str | None, extra: str) -> int
     for process in processes:
         process.start()
     stop = asyncio.Event()
-    _install_stop_handlers(stop)
+    _install_stop_handlers(stop, on_hangup=lambda: _signal_all(processes, signal.SIGHUP))
     try:
         port = 0
         for _ in processes:
@@ -293,15 +323,19 @@ async def _run_workers(config: ServerConfig, dsn: str | None, extra: str) -> int
         await asyncio.wait({dead, stopped}, return_when=asyncio.FIRST_COMPLETED)
         return 0 if stop.is_set() else 1
     finally:
-        for process in processes:
-            if process.is_alive() and process.pid is not None:
-                os.kill(process.pid, signal.SIGTERM)
+        _signal_all(processes, signal.SIGTERM)
         for process in processes:
             await asyncio.to_thread(process.join, config.grace_period + 5)
             if process.is_alive():
                 process.kill()
         if holder is not None:
             holder.close()
+
+
+def _signal_all(processes: list[BaseProcess], sig: signal.Signals) -> None:
+    for process in processes:
+        if process.is_alive() and process.pid is not None:
+            os.kill(process.pid, sig)
 
 
 def _wait_any(processes: list[BaseProcess]) -> None:
@@ -318,6 +352,9 @@ async def _serve(config: ServerConfig) -> int:
         from rebac.datastore.postgres.embedded import EmbeddedPostgres  # noqa: PLC0415 - optional path
 
         embedded = EmbeddedPostgres(config.embedded_data_dir)
+        print(  # noqa: T201 - the first start initializes a cluster, which takes a few seconds
+            f"rebac: starting embedded PostgreSQL, data in {embedded.data_dir}", file=sys.stderr, flush=True
+        )
         dsn = await embedded.start()
         extra = f", embedded PostgreSQL data in {embedded.data_dir}"
     elif config.datastore == "postgres" and dsn is not None:
@@ -342,7 +379,7 @@ async def _serve(config: ServerConfig) -> int:
 
 def serve(config: ServerConfig) -> int:
     """Run the server until SIGTERM/SIGINT; the process exit code."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(_serve(config))
     return 0

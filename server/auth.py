@@ -147,19 +147,26 @@ def _parse_scopes(text: str, where: str) -> frozenset[Scope]:
 class KeyRing:
     """The configured keys; authenticates bearer headers and authorizes scopes.
 
-    An empty key ring means authentication is off (the caller decided that is safe).
+    An empty key ring means authentication is off (the caller decided that is safe),
+    unless `required`: a reload that removed every key must refuse every call, not open
+    the server (fail closed).
     """
 
-    def __init__(self, keys: Iterable[ApiKey]) -> None:
+    def __init__(self, keys: Iterable[ApiKey], *, required: bool = False) -> None:
         self._keys: Sequence[ApiKey] = tuple(keys)
+        self._required = required
         ids = [key.id for key in self._keys]
         if len(ids) != len(set(ids)):
             raise InvalidRequestError("duplicate key id", field="keys")
 
     @property
     def enabled(self) -> bool:
-        """True if any key is configured (then every non-public RPC needs one)."""
-        return bool(self._keys)
+        """True if keys are checked (then every non-public RPC needs a valid one)."""
+        return self._required or bool(self._keys)
+
+    def replaced(self, keys: Iterable[ApiKey]) -> KeyRing:
+        """A ring with `keys` instead; still enforcing if this one was (never silently opens)."""
+        return KeyRing(keys, required=self.enabled)
 
     def __len__(self) -> int:
         return len(self._keys)

@@ -13,7 +13,7 @@ import argparse
 import ipaddress
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +22,7 @@ import yaml
 
 from rebac.errors import InvalidRequestError
 from rebac_server.auth import ALL_SCOPES, ApiKey, parse_key_file, parse_secret
+from rebac_server.tracing import TRACING_MODES
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -30,12 +31,17 @@ __all__ = [
     "add_arguments",
     "config_from_args",
     "is_loopback",
+    "read_key_file",
+    "reload_keys",
     "split_host_port",
 ]
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 
 DatastoreKind = Literal["memory", "postgres", "embedded"]
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_PRESHARED_PREFIX = "preshared-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,10 @@ class ServerConfig:
     grace_period: float = 10.0
     max_message_bytes: int = 4 * 1024 * 1024
     max_updates_per_write: int = 1000
+    key_file: Path | None = None
+    log_level: str = "warning"
+    tracing: str = "off"
+    gc_interval: float = 180.0
 
     @property
     def effective_workers(self) -> int:
@@ -90,9 +100,23 @@ class ServerConfig:
                 raise InvalidRequestError(f"{name} must be at least 1", field=name)
         if self.grace_period < 0:
             raise InvalidRequestError("grace_period must not be negative", field="grace_period")
+        self._validate_operations()
+        return self
+
+    def _validate_operations(self) -> None:
+        if self.gc_interval < 0:
+            raise InvalidRequestError("gc_interval must not be negative", field="gc_interval")
+        if self.log_level.upper() not in _LOG_LEVELS:
+            raise InvalidRequestError(
+                f"log_level: expected one of {', '.join(_LOG_LEVELS).lower()}, got {self.log_level!r}",
+                field="log_level",
+            )
         if self.metrics_listen is not None:
             split_host_port(self.metrics_listen, field="metrics_listen")
-        return self
+        if self.tracing not in TRACING_MODES:
+            raise InvalidRequestError(
+                f"tracing: expected one of {', '.join(TRACING_MODES)}, got {self.tracing!r}", field="tracing"
+            )
 
 
 def split_host_port(address: str, *, field: str = "listen") -> tuple[str, int]:
@@ -145,6 +169,10 @@ _OPTIONS: Mapping[str, Callable[[Any], Any]] = {
     "grace_period": float,
     "max_message_bytes": int,
     "max_updates_per_write": int,
+    "key_file": _path,
+    "log_level": str,
+    "tracing": str,
+    "gc_interval": float,
 }
 
 
@@ -183,6 +211,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-depth", type=int, metavar="N", help="maximum dispatch depth (default 50)")
     add("--grace-period", type=float, metavar="SECONDS", help="drain time on SIGTERM (default 10)")
     add("--max-message-bytes", type=int, metavar="N", help="largest request message (default 4 MiB)")
+    add("--log-level", choices=["debug", "info", "warning", "error"], help="log level (default warning)")
+    add(
+        "--tracing",
+        choices=["off", "otel", "console", "otlp"],
+        help="OpenTelemetry tracing (needs the opentelemetry packages; default off)",
+    )
+    add("--gc-interval", type=float, metavar="SECONDS", help="PostgreSQL GC period, 0 = off (default 180)")
 
 
 def _load_file(path: Path) -> dict[str, Any]:
@@ -196,7 +231,7 @@ def _load_file(path: Path) -> dict[str, Any]:
         raise InvalidRequestError(f"config file {path}: {err}", field="config") from None
     if not isinstance(data, dict):
         raise InvalidRequestError(f"config file {path}: expected a mapping of options", field="config")
-    known = {*_OPTIONS, "preshared_keys", "key_file"}
+    known = {*_OPTIONS, "preshared_keys"}
     normalized = {str(k).replace("-", "_"): v for k, v in data.items()}
     unknown = sorted(set(normalized) - known)
     if unknown:
@@ -242,21 +277,43 @@ def _keys(
         configured = file_values.get("preshared_keys") or []
         secrets = [configured] if isinstance(configured, str) else [str(s) for s in configured]
     keys = [
-        ApiKey(f"preshared-{i}", parse_secret(secret, what=f"preshared key #{i}"), ALL_SCOPES)
+        ApiKey(f"{_PRESHARED_PREFIX}{i}", parse_secret(secret, what=f"preshared key #{i}"), ALL_SCOPES)
         for i, secret in enumerate(secrets, start=1)
     ]
     key_file = getattr(args, "key_file", None) or env.get("REBAC_KEY_FILE") or file_values.get("key_file")
-    if key_file:
-        path = _path(key_file)
-        try:
-            text = path.read_text()
-        except OSError as err:
-            raise InvalidRequestError(
-                f"cannot read key file {path}: {err.strerror}", field="key_file"
-            ) from None
-        keys.extend(parse_key_file(text, source=str(path)))
+    return _combine(keys, read_key_file(_path(key_file)) if key_file else ())
+
+
+def _combine(preshared: Sequence[ApiKey], from_file: Sequence[ApiKey]) -> tuple[ApiKey, ...]:
+    keys = (*preshared, *from_file)
     ids = [key.id for key in keys]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise InvalidRequestError(f"duplicate key id(s): {', '.join(duplicates)}", field="key_file")
-    return tuple(keys)
+    return keys
+
+
+def read_key_file(path: Path) -> tuple[ApiKey, ...]:
+    """The keys in the key file at `path`; InvalidRequestError naming the file (never a secret)."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise InvalidRequestError(f"cannot read key file {path}: {err.strerror}", field="key_file") from None
+    keys = parse_key_file(text, source=str(path))
+    reserved = sorted(key.id for key in keys if key.id.startswith(_PRESHARED_PREFIX))
+    if reserved:
+        raise InvalidRequestError(
+            f"key file {path}: ids starting with {_PRESHARED_PREFIX!r} are reserved for --preshared-key "
+            f"({', '.join(reserved)})",
+            field="key_file",
+        )
+    return keys
+
+
+def reload_keys(config: ServerConfig) -> tuple[ApiKey, ...]:
+    """The keys now in force: the preshared keys of `config` plus `config.key_file` read again.
+
+    InvalidRequestError if the file is unreadable or invalid (the caller keeps the old keys).
+    """
+    preshared = [key for key in config.keys if key.id.startswith(_PRESHARED_PREFIX)]
+    return _combine(preshared, read_key_file(config.key_file) if config.key_file else ())

@@ -1,7 +1,8 @@
 """The one server interceptor, around every RPC (unary and streaming alike).
 
 It handles the request id, authentication and authorization, deadlines, uniform error
-mapping, and metrics.
+mapping, metrics, and (when tracing is on) one span per call named ``rebac.rpc/<Method>``
+whose parent is the caller's W3C ``traceparent`` metadata, if sent.
 
 Order inside a call: set the request context (id from ``x-request-id`` or a new one) →
 authenticate the bearer key (UNAUTHENTICATED) → authorize its scope for the method
@@ -15,6 +16,7 @@ nothing about the API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -30,6 +32,7 @@ from rebac_server.auth import KeyRing, is_public
 from rebac_server.errors import to_grpc_status
 from rebac_server.metrics import Metrics
 from rebac_server.request_context import RequestInfo, reset_current_request, set_current_request
+from rebac_server.tracing import Tracer
 
 __all__ = ["REQUEST_ID_METADATA", "ServerInterceptor"]
 
@@ -39,6 +42,7 @@ REQUEST_ID_METADATA = "x-request-id"
 """Metadata key of the request id (taken from the client if sane, always sent back)."""
 
 _SANE_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
+_TRACE_METADATA = frozenset({"traceparent", "tracestate"})
 
 
 class _Malformed:
@@ -79,7 +83,7 @@ async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
 class _Call:
     """Bookkeeping for one call: context vars, auth, error mapping, metrics."""
 
-    __slots__ = ("_authorization", "_interceptor", "_method", "_token", "code", "info")
+    __slots__ = ("_authorization", "_interceptor", "_method", "_token", "code", "info", "trace_carrier")
 
     def __init__(
         self, interceptor: ServerInterceptor, method: str, context: aio.ServicerContext[Any, Any]
@@ -88,11 +92,14 @@ class _Call:
         self._method = method
         request_id = ""
         authorization: str | None = None
+        self.trace_carrier: dict[str, str] = {}
         for key, value in context.invocation_metadata() or ():
             if key == REQUEST_ID_METADATA and isinstance(value, str) and _SANE_ID.fullmatch(value):
                 request_id = value
             elif key == "authorization" and isinstance(value, str):
                 authorization = value
+            elif key in _TRACE_METADATA and isinstance(value, str):
+                self.trace_carrier[key] = value
         self.info = RequestInfo(request_id or uuid.uuid4().hex, method)
         self._token = set_current_request(self.info)
         self.code = grpc.StatusCode.OK
@@ -127,6 +134,14 @@ class _Call:
         """Attach the request id to a successful call's trailers."""
         context.set_trailing_metadata(((REQUEST_ID_METADATA, self.info.request_id),))
 
+    def span(self) -> contextlib.AbstractContextManager[Any]:
+        """The tracing span of this call (a no-op when tracing is off)."""
+        return self._interceptor.tracer.span(
+            "rebac.rpc/" + self._method.rsplit("/", 1)[-1],
+            {"rpc.method": self._method, "rebac.request_id": self.info.request_id},
+            carrier=self.trace_carrier,
+        )
+
     def finish(self) -> None:
         """Count the call and clear the request context."""
         metrics = self._interceptor.metrics
@@ -141,11 +156,18 @@ def _deadline(context: aio.ServicerContext[Any, Any]) -> float | None:
 
 
 class ServerInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]  # the stubs make it generic
-    """Wraps every handler; `keyring` may be empty (auth off), `metrics` may be None."""
+    """Wraps every handler; `keyring` may be empty (auth off), `metrics` may be None.
 
-    def __init__(self, keyring: KeyRing, metrics: Metrics | None = None) -> None:
+    `keyring` may be replaced at any time (key reload); each call uses the ring in force
+    when it started.
+    """
+
+    def __init__(
+        self, keyring: KeyRing, metrics: Metrics | None = None, tracer: Tracer = Tracer.NOOP
+    ) -> None:
         self.keyring = keyring
         self.metrics = metrics
+        self.tracer = tracer
 
     async def intercept_service(  # type: ignore[override]  # None: no such method (UNIMPLEMENTED)
         self,
@@ -181,9 +203,10 @@ class ServerInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]  # the
         async def wrapped(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
             call = _Call(self, method, context)
             try:
-                call.authenticate()
-                async with asyncio.timeout(_deadline(context)):
-                    response = await behavior(check(request), context)
+                with call.span():
+                    call.authenticate()
+                    async with asyncio.timeout(_deadline(context)):
+                        response = await behavior(check(request), context)
             except aio.AbortError:
                 raise
             except BaseException as exc:
@@ -203,9 +226,10 @@ class ServerInterceptor(aio.ServerInterceptor):  # type: ignore[type-arg]  # the
         async def wrapped(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             call = _Call(self, method, context)
             try:
-                call.authenticate()
-                async for response in behavior(check(request), context):
-                    yield response
+                with call.span():
+                    call.authenticate()
+                    async for response in behavior(check(request), context):
+                        yield response
                 call.succeed(context)
             except aio.AbortError:
                 raise

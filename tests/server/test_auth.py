@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import replace
 
 import grpc
 import pytest
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from rebac.datastore.memory import MemoryDatastore
 from rebac.errors import AuthenticationError, AuthorizationError, InvalidRequestError
 from rebac_server._gen.rebac.v1 import permissions_pb2, schema_pb2
 from rebac_server.auth import ApiKey, KeyRing, Scope, parse_key_file, parse_secret
+from rebac_server.background import reload_key_file
+from rebac_server.config import ServerConfig, read_key_file
 from tests.server.server_helpers import (
     ADMIN_SECRET,
     HAS,
@@ -20,6 +24,7 @@ from tests.server.server_helpers import (
     WRITER_SECRET,
     bearer,
     check,
+    serve,
     subj,
     touch,
 )
@@ -166,3 +171,64 @@ class TestSecurityOverTheWire:
         for secret in (ADMIN_SECRET, READER_SECRET, WRITER_SECRET):
             assert secret not in audit
             assert secret not in caplog.text
+
+
+class TestKeyReload:
+    async def _check_code(self, served, secret: str) -> grpc.StatusCode:
+        try:
+            await served.permissions.Check(check("document:1", "view", "user:ann"), metadata=bearer(secret))
+        except aio.AioRpcError as err:
+            return err.code()
+        return grpc.StatusCode.OK
+
+    async def test_removed_key_is_refused_and_others_keep_working(self, tmp_path):
+        """After the key file loses a key and is reloaded, that key is UNAUTHENTICATED; the rest work."""
+        keys = tmp_path / "keys"
+        keys.write_text("old old-secret-1 check\nstays stays-secret-2 check\n")
+        config = _keyed_config(keys)
+        async with MemoryDatastore() as ds, serve(ds, tmp_path, keys=config.keys, key_file=keys) as served:
+            assert await self._check_code(served, "old-secret-1") is grpc.StatusCode.OK
+            keys.write_text("stays stays-secret-2 check\nnew new-secret-3 check\n")
+            assert reload_key_file(config, served.running.interceptor)
+            assert await self._check_code(served, "old-secret-1") is grpc.StatusCode.UNAUTHENTICATED
+            assert await self._check_code(served, "stays-secret-2") is grpc.StatusCode.OK
+            assert await self._check_code(served, "new-secret-3") is grpc.StatusCode.OK
+            assert await self._check_code(served, "admin-flag-key") is grpc.StatusCode.OK
+
+    async def test_invalid_file_keeps_the_old_keys(self, tmp_path, capsys):
+        """A reload of a broken key file changes nothing and says why without echoing secrets."""
+        keys = tmp_path / "keys"
+        keys.write_text("old old-secret-1 check\n")
+        config = _keyed_config(keys)
+        async with MemoryDatastore() as ds, serve(ds, tmp_path, keys=config.keys, key_file=keys) as served:
+            keys.write_text("old old-secret-1 fly\n")
+            assert not reload_key_file(config, served.running.interceptor)
+            assert await self._check_code(served, "old-secret-1") is grpc.StatusCode.OK
+        err = capsys.readouterr().err
+        assert "keeping the old keys" in err
+        assert "old-secret-1" not in err
+
+    async def test_emptied_key_ring_refuses_everyone_instead_of_opening(self, tmp_path):
+        """Reloading to zero keys fails closed: every call is UNAUTHENTICATED, none runs unauthenticated."""
+        keys = tmp_path / "keys"
+        keys.write_text("only only-secret-1 admin\n")
+        config = replace(_keyed_config(keys), keys=parse_key_file(keys.read_text()))
+        async with MemoryDatastore() as ds, serve(ds, tmp_path, keys=config.keys, key_file=keys) as served:
+            keys.write_text("# everyone revoked\n")
+            assert reload_key_file(config, served.running.interceptor)
+            with pytest.raises(aio.AioRpcError) as info:
+                await served.permissions.Check(check("document:1", "view", "user:ann"))
+            assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
+            assert await self._check_code(served, "only-secret-1") is grpc.StatusCode.UNAUTHENTICATED
+
+    def test_key_file_ids_may_not_take_the_preshared_prefix(self, tmp_path):
+        """A key file id `preshared-…` is refused (it would survive reloads as a flag key)."""
+        keys = tmp_path / "keys"
+        keys.write_text("preshared-9 s3cret check\n")
+        with pytest.raises(InvalidRequestError, match="reserved"):
+            read_key_file(keys)
+
+
+def _keyed_config(key_file):
+    preshared = ApiKey("preshared-1", parse_secret("admin-flag-key"), frozenset({Scope.ADMIN}))
+    return ServerConfig(keys=(preshared, *read_key_file(key_file)), key_file=key_file)

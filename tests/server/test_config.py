@@ -84,6 +84,29 @@ class TestConfig:
         with pytest.raises(InvalidRequestError, match="tls"):
             config_from_args(_args("--tls-key", "k.pem"), env={})
 
+    def test_operations_options_from_env(self, tmp_path):
+        """Log level, tracing, GC interval and the key file path come from REBAC_* too."""
+        keys = tmp_path / "keys"
+        keys.write_text("ci secret1 write\n")
+        env = {
+            "REBAC_LOG_LEVEL": "debug",
+            "REBAC_TRACING": "otel",
+            "REBAC_GC_INTERVAL": "0",
+            "REBAC_KEY_FILE": str(keys),
+        }
+        config = config_from_args(_args(), env=env)
+        assert (config.log_level, config.tracing, config.gc_interval) == ("debug", "otel", 0.0)
+        assert config.key_file == keys
+        assert [k.id for k in config.keys] == ["ci"]
+
+    @pytest.mark.parametrize(
+        ("option", "value"), [("log_level", "loud"), ("gc_interval", -1.0), ("tracing", "zipkin")]
+    )
+    def test_bad_operations_options_are_refused(self, option, value):
+        """A bad log level, negative GC interval or unknown tracing mode names the option."""
+        with pytest.raises(InvalidRequestError, match=option):
+            ServerConfig(**{option: value}).validate()
+
     @pytest.mark.parametrize("bad", ["nohost", "host:notaport", "host:99999"])
     def test_malformed_listen(self, bad):
         """A malformed --listen is an error naming it."""
