@@ -27,7 +27,7 @@ from google.rpc import status_pb2
 from grpc import aio
 
 from rebac.datastore.filters import RelationshipFilter
-from rebac.engine.requests import ExpandTree, FoundSubject, Permissionship
+from rebac.engine.requests import ExpandTree, FoundResource, FoundSubject, Permissionship
 from rebac.errors import RebacError
 from rebac.revision import AtLeastAsFresh, Consistency, MinimizeLatency
 from rebac.tuples import ObjectRef, Relationship, RelationshipUpdate, SubjectRef, UpdateOperation
@@ -73,6 +73,14 @@ def _subject(value: str | SubjectRef) -> SubjectRef:
 
 def _relationship(value: str | Relationship) -> Relationship:
     return value if isinstance(value, Relationship) else Relationship.parse(value)
+
+
+ContextualRelationships = Iterable[str | Relationship]
+"""Relationships that count for one request only (text like ``doc:1#viewer@user:ann``)."""
+
+
+def _contextual(values: ContextualRelationships) -> list[core_pb2.Relationship]:
+    return [convert.relationship_to_proto(_relationship(v)) for v in values]
 
 
 def _rebac_error(err: aio.AioRpcError) -> RebacError | None:
@@ -183,14 +191,20 @@ class RebacClient:
         subject: str | SubjectRef,
         *,
         context: dict[str, Any] | None = None,
+        contextual: ContextualRelationships = (),
         consistency: Consistency | None = None,
     ) -> CheckResponse:
-        """May `subject` have `permission` on `resource`? (``"document:42", "edit", "user:ann"``)."""
+        """May `subject` have `permission` on `resource`? (``"document:42", "edit", "user:ann"``).
+
+        `context` is the caveat context; `contextual` relationships count for this request
+        only. A caveat the context does not decide gives CONDITIONAL (`allowed` is False).
+        """
         request = permissions_pb2.CheckRequest(
             consistency=self._consistency(consistency),
             resource=convert.object_to_proto(_object(resource)),
             permission=permission,
             subject=convert.subject_to_proto(_subject(subject)),
+            contextual_relationships=_contextual(contextual),
         )
         if context is not None:
             request.context.CopyFrom(convert.context_to_proto(context))
@@ -205,16 +219,25 @@ class RebacClient:
         self,
         items: Iterable[tuple[str | ObjectRef, str, str | SubjectRef]],
         *,
+        context: dict[str, Any] | None = None,
+        contextual: ContextualRelationships = (),
         consistency: Consistency | None = None,
     ) -> list[CheckResponse | RebacError]:
-        """Many checks at one revision; each item answers or carries its own error."""
-        request = permissions_pb2.CheckBulkRequest(consistency=self._consistency(consistency))
+        """Many checks at one revision; each item answers or carries its own error.
+
+        `context` applies to every item; `contextual` relationships count for this call only.
+        """
+        request = permissions_pb2.CheckBulkRequest(
+            consistency=self._consistency(consistency), contextual_relationships=_contextual(contextual)
+        )
         for resource, permission, subject in items:
-            request.items.add(
+            item = request.items.add(
                 resource=convert.object_to_proto(_object(resource)),
                 permission=permission,
                 subject=convert.subject_to_proto(_subject(subject)),
             )
+            if context is not None:
+                item.context.CopyFrom(convert.context_to_proto(context))
         response = await self._unary(self._permissions.CheckBulk, request)
         results: list[CheckResponse | RebacError] = []
         for pair in response.pairs:
@@ -255,18 +278,57 @@ class RebacClient:
         subject: str | SubjectRef,
         *,
         limit: int | None = None,
+        context: dict[str, Any] | None = None,
+        contextual: ContextualRelationships = (),
         consistency: Consistency | None = None,
     ) -> AsyncIterator[str]:
-        """Ids of the resources of `resource_type` on which `subject` has `permission`."""
+        """Ids of the resources of `resource_type` on which `subject` has `permission`.
+
+        Only definite grants: a CONDITIONAL result (a caveat `context` does not decide) is
+        left out, since an id alone cannot say "maybe"; `lookup_resources_found` returns
+        them marked. `limit` counts the server's results, conditional ones included.
+        """
+        async for found in self.lookup_resources_found(
+            resource_type,
+            permission,
+            subject,
+            limit=limit,
+            context=context,
+            contextual=contextual,
+            consistency=consistency,
+        ):
+            if found.permissionship is Permissionship.HAS_PERMISSION:
+                yield found.resource_id
+
+    async def lookup_resources_found(
+        self,
+        resource_type: str,
+        permission: str,
+        subject: str | SubjectRef,
+        *,
+        limit: int | None = None,
+        context: dict[str, Any] | None = None,
+        contextual: ContextualRelationships = (),
+        consistency: Consistency | None = None,
+    ) -> AsyncIterator[FoundResource]:
+        """Like `lookup_resources`, with each result's permissionship, missing context and cursor."""
         request = permissions_pb2.LookupResourcesRequest(
             consistency=self._consistency(consistency),
             resource_object_type=resource_type,
             permission=permission,
             subject=convert.subject_to_proto(_subject(subject)),
             optional_limit=limit or 0,
+            contextual_relationships=_contextual(contextual),
         )
+        if context is not None:
+            request.context.CopyFrom(convert.context_to_proto(context))
         async for message in self._stream(self._permissions.LookupResources, request):
-            yield message.resource_object_id
+            yield FoundResource(
+                message.resource_object_id,
+                convert.permissionship_from_proto(message.permissionship),
+                tuple(message.missing_context),
+                message.after_result_cursor.token,
+            )
 
     async def lookup_subjects(
         self,
@@ -276,9 +338,15 @@ class RebacClient:
         *,
         subject_relation: str | None = None,
         limit: int | None = None,
+        context: dict[str, Any] | None = None,
+        contextual: ContextualRelationships = (),
         consistency: Consistency | None = None,
     ) -> AsyncIterator[FoundSubject]:
-        """The subjects of `subject_type` that have `permission` on `resource`."""
+        """The subjects of `subject_type` that have `permission` on `resource`.
+
+        Caveated results come back CONDITIONAL with their missing context (check
+        `permissionship`); `contextual` relationships count for this request only.
+        """
         request = permissions_pb2.LookupSubjectsRequest(
             consistency=self._consistency(consistency),
             resource=convert.object_to_proto(_object(resource)),
@@ -286,7 +354,10 @@ class RebacClient:
             subject_object_type=subject_type,
             optional_subject_relation=subject_relation or "",
             optional_limit=limit or 0,
+            contextual_relationships=_contextual(contextual),
         )
+        if context is not None:
+            request.context.CopyFrom(convert.context_to_proto(context))
         async for message in self._stream(self._permissions.LookupSubjects, request):
             yield FoundSubject(
                 SubjectRef(

@@ -7,7 +7,7 @@ field, e.g. ``"updates[2].relationship.resource.object_id"``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, assert_never
 
@@ -44,6 +44,7 @@ __all__ = [
     "consistency_to_proto",
     "context_from_proto",
     "context_to_proto",
+    "contextual_relationships_from_proto",
     "expand_tree_from_proto",
     "expand_tree_to_proto",
     "filter_from_proto",
@@ -146,6 +147,13 @@ def relationship_from_proto(msg: core_pb2.Relationship, path: str) -> Relationsh
                 f"{path}.optional_expires_at is out of range", field=f"{path}.optional_expires_at"
             ) from None
     return Relationship(resource, relation, subject, caveat, expiration)
+
+
+def contextual_relationships_from_proto(
+    msgs: Iterable[core_pb2.Relationship], path: str = "contextual_relationships"
+) -> tuple[Relationship, ...]:
+    """A request's contextual relationships, in order; InvalidRequestError names the bad one."""
+    return tuple(relationship_from_proto(msg, f"{path}[{i}]") for i, msg in enumerate(msgs))
 
 
 def relationship_to_proto(rel: Relationship) -> core_pb2.Relationship:

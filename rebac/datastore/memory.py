@@ -309,7 +309,11 @@ class MemoryDatastore:
             self._ensure_open()
 
     async def collect_garbage(self, *, now: datetime | None = None) -> int:
-        """Drop rows deleted before the GC window; return how many rows were dropped.
+        """Drop rows deleted, or expired, before the GC window; return how many were dropped.
+
+        A relationship whose expiration is older than ``now - gc_window`` is removed from
+        every revision, silently: like SpiceDB, neither expiry nor its collection is a Watch
+        event (Watch reports writes and deletes only).
 
         The newest revision committed before ``now - gc_window`` becomes the oldest
         readable one (older revisions raise StaleRevisionError); the head always stays
@@ -326,7 +330,14 @@ class MemoryDatastore:
             dropped = 0
             for key in list(self._versions):
                 rows = self._versions[key]
-                kept = [row for row in rows if row.deleted is None or row.deleted > horizon]
+                kept = [
+                    row
+                    for row in rows
+                    if (row.deleted is None or row.deleted > horizon)
+                    # Expired longer than the GC window ago: it grants nothing at any "now"
+                    # a reader could still reasonably use, so it goes (no Watch event).
+                    and (row.relationship.expiration is None or row.relationship.expiration > cutoff)
+                ]
                 dropped += len(rows) - len(kept)
                 if kept:
                     self._versions[key] = kept

@@ -38,11 +38,13 @@ from rebac.engine.singleflight import SingleflightDispatcher
 from rebac.engine.stats import EngineStats
 from rebac.errors import (
     InvalidRequestError,
+    LimitExceededError,
     RebacError,
     UnknownDefinitionError,
     UnknownRelationError,
 )
 from rebac.schema.definitions import CompiledSchema
+from rebac.schema.typesystem import TypeSystem
 from rebac.tuples import ObjectRef, Relationship, SubjectRef
 
 __all__ = ["CaveatEvaluator", "CaveatVerdict", "Engine", "EngineStats"]
@@ -57,8 +59,10 @@ class Engine:
     - `max_depth`: nested dispatches allowed before MaxDepthExceededError (never a guess).
     - `concurrency_limit`: datastore queries in flight per request.
     - `cache_size`: sub-problem answers kept (LRU, keyed by revision); 0 disables.
-    - `caveat_evaluator`: evaluates caveats; without one, a check whose answer depends on
-      a caveat raises CaveatEvaluationError (fail closed).
+    - `caveat_evaluator`: evaluates caveats; None (the default) means the CEL evaluator
+      from `rebac.caveats`. An evaluator that fails raises CaveatEvaluationError (fail closed).
+    - `max_contextual_relationships`: most contextual relationships one request may carry
+      (more raises LimitExceededError).
 
     `stats` accumulates datastore queries, dispatches and cache hits/misses.
     """
@@ -70,12 +74,21 @@ class Engine:
         concurrency_limit: int = 32,
         cache_size: int = 10_000,
         caveat_evaluator: CaveatEvaluator | None = None,
+        max_contextual_relationships: int = 100,
     ) -> None:
         if max_depth < 1 or concurrency_limit < 1:
             raise InvalidRequestError("max_depth and concurrency_limit must be at least 1")
+        if max_contextual_relationships < 0:
+            raise InvalidRequestError("max_contextual_relationships must not be negative")
         self.max_depth = max_depth
+        self.max_contextual_relationships = max_contextual_relationships
         self.concurrency_limit = concurrency_limit
-        self.caveat_evaluator = caveat_evaluator
+        if caveat_evaluator is None:
+            # Imported here so the CEL libraries load only when an engine is built.
+            from rebac.caveats import CelCaveatEvaluator  # noqa: PLC0415
+
+            caveat_evaluator = CelCaveatEvaluator()
+        self.caveat_evaluator: CaveatEvaluator = caveat_evaluator
         self.stats = EngineStats()
         local = LocalDispatcher(Checker())
         self._cache = CachingDispatcher(SingleflightDispatcher(local), max_entries=cache_size)
@@ -99,6 +112,8 @@ class Engine:
         contextual: Sequence[Relationship] = (),
     ) -> RequestScope:
         schema = await reader.read_schema()
+        if contextual:
+            self._validate_contextual(schema, contextual)
         return RequestScope(
             reader=ContextualReader(reader, contextual) if contextual else reader,
             schema=schema,
@@ -110,6 +125,17 @@ class Engine:
             # Contextual relationships exist for this request only: keep its answers private.
             cache_namespace=object() if contextual else None,
         )
+
+    def _validate_contextual(self, schema: CompiledSchema, contextual: Sequence[Relationship]) -> None:
+        """LimitExceededError over the bound; the schema's errors for one it does not allow."""
+        if len(contextual) > self.max_contextual_relationships:
+            raise LimitExceededError(
+                f"{len(contextual)} contextual relationships exceed the limit of "
+                f"{self.max_contextual_relationships} per request"
+            )
+        types = TypeSystem(schema)
+        for relationship in contextual:
+            types.validate_relationship(relationship)
 
     @staticmethod
     def _validate(scope: RequestScope, resource_type: str, permission: str, subject: SubjectRef) -> None:
@@ -169,9 +195,12 @@ class Engine:
     ) -> CheckResult:
         """Whether `request.subject` has `request.permission` on `request.resource`.
 
-        Raises UnknownDefinitionError / UnknownRelationError for names the schema lacks,
-        InvalidRequestError for a wildcard subject, MaxDepthExceededError, and
-        CaveatEvaluationError; an error is never an answer.
+        `request.contextual_relationships` count for this request only: validated against
+        the schema (its errors), at most `max_contextual_relationships`
+        (LimitExceededError), never stored, and answers that used them are never shared
+        through the cache. Raises UnknownDefinitionError / UnknownRelationError for names
+        the schema lacks, InvalidRequestError for a wildcard subject, MaxDepthExceededError,
+        and CaveatEvaluationError; an error is never an answer.
         """
         scope = await self._scope(reader, now, request.contextual_relationships)
         self._validate(scope, request.resource.type, request.permission, request.subject)
@@ -181,18 +210,26 @@ class Engine:
         return self._result(scope, members, request.resource.id, request.context)
 
     async def check_bulk(
-        self, reader: Reader, requests: Sequence[CheckRequest], *, now: datetime | None = None
+        self,
+        reader: Reader,
+        requests: Sequence[CheckRequest],
+        *,
+        now: datetime | None = None,
+        contextual_relationships: Sequence[Relationship] = (),
     ) -> list[CheckResult | RebacError]:
         """Many checks at one revision; the i-th item answers the i-th request.
 
         Requests that differ only in resource id (and caveat context) share one batched
         sub-problem; all share the cache and de-duplication. A failing item gets its
         RebacError in place; the others still answer. "now" is taken once for all.
+        `contextual_relationships` apply to every request (before each request's own) and,
+        like those, count for this call only (see `check`).
         """
         now = now if now is not None else datetime.now(UTC)
+        shared = tuple(contextual_relationships)
         groups: dict[tuple[str, str, SubjectRef, tuple[Relationship, ...]], list[int]] = defaultdict(list)
         for i, req in enumerate(requests):
-            key = (req.resource.type, req.permission, req.subject, req.contextual_relationships)
+            key = (req.resource.type, req.permission, req.subject, shared + req.contextual_relationships)
             groups[key].append(i)
         out: list[CheckResult | RebacError] = [_NO] * len(requests)
 
@@ -237,16 +274,18 @@ class Engine:
         cursor: str | None = None,
         context: Mapping[str, Any] | None = None,
         now: datetime | None = None,
+        contextual_relationships: Sequence[Relationship] = (),
     ) -> AsyncIterator[FoundResource]:
         """Resources of `resource_type` on which `subject` has `permission`.
 
         Sorted by resource id; each result's `cursor` resumes strictly after it; at most
-        `limit` results. CONDITIONAL results carry their missing context. Agrees exactly
-        with `check` at the same revision and "now".
+        `limit` results. Caveated results come back CONDITIONAL with their missing context
+        when `context` does not decide them. Agrees exactly with `check` at the same
+        revision, "now", context and `contextual_relationships` (see `check`).
         """
         after = decode_cursor("lookup_resources", cursor)
         _check_limit(limit)
-        scope = await self._scope(reader, now)
+        scope = await self._scope(reader, now, tuple(contextual_relationships))
         self._validate(scope, resource_type, permission, subject)
         ids = await resource_candidates(scope, resource_type, permission, subject)
         members = await self._members(scope, resource_type, ids, permission, subject)
@@ -276,17 +315,19 @@ class Engine:
         cursor: str | None = None,
         context: Mapping[str, Any] | None = None,
         now: datetime | None = None,
+        contextual_relationships: Sequence[Relationship] = (),
     ) -> AsyncIterator[FoundSubject]:
         """Subjects of `subject_type` (`#subject_relation`) with `permission` on `resource`.
 
         Sorted by subject id (the wildcard ``*`` sorts first); cursors and `limit` as in
         `lookup_resources`. A wildcard result means every subject of the type not listed
         in its `excluded`; a concretely listed subject's own result takes precedence.
-        Agrees exactly with `check`.
+        Caveated results are CONDITIONAL as in `lookup_resources`. Agrees exactly with
+        `check` (context and `contextual_relationships` included).
         """
         after = decode_cursor("lookup_subjects", cursor)
         _check_limit(limit)
-        scope = await self._scope(reader, now)
+        scope = await self._scope(reader, now, tuple(contextual_relationships))
         probe = SubjectRef(subject_type, "probe", subject_relation)
         self._validate(scope, resource.type, permission, probe)
         found = await subject_candidates(scope, resource, permission, subject_type, subject_relation)

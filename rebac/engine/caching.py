@@ -20,6 +20,9 @@ class CachingDispatcher:
       and only if no relationship it read expires or un-expires at the request's "now".
     - Answers that depended on a cycle cut are never stored (they may be incomplete
       when reached by another path).
+    - Answers of a request with a private cache namespace (contextual relationships)
+      are never stored: they are true for that request only, and keeping them would only
+      evict shared answers. In-flight de-duplication still shares them within the request.
     - `max_entries` bounds memory (least recently used evicted); 0 disables caching.
     """
 
@@ -38,7 +41,7 @@ class CachingDispatcher:
     async def dispatch_check(self, request: DispatchCheckRequest) -> DispatchCheckResponse:
         """A sufficient stored answer, or the delegate's (stored when safe)."""
         stats = request.scope.stats
-        if self._max_entries <= 0:
+        if self._max_entries <= 0 or request.scope.cache_namespace is not None:
             return await self._delegate.dispatch_check(request)
         key = check_key(request)
         hit = self._entries.get(key)

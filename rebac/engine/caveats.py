@@ -71,7 +71,7 @@ _TRUE = Tristate(value=True)
 _FALSE = Tristate(value=False)
 
 
-def evaluate_condition(  # noqa: C901 - one case per node kind
+def evaluate_condition(
     condition: CaveatExpr,
     *,
     schema: CompiledSchema,
@@ -81,24 +81,12 @@ def evaluate_condition(  # noqa: C901 - one case per node kind
     """Evaluate a membership condition with Kleene logic over the caveats' verdicts.
 
     Raises CaveatEvaluationError when no evaluator is configured (fail closed: a caveat
-    that matters is never assumed true) or a caveat is not defined in the schema.
+    that matters is never assumed true), a caveat is not defined in the schema, or the
+    evaluator raises anything (its error is chained as the cause).
     """
     match condition:
-        case CaveatLeaf(name=name, context_json=stored_json):
-            if evaluator is None:
-                raise CaveatEvaluationError(
-                    "caveats are not supported without a caveat evaluator", caveat=name
-                )
-            definition = schema.caveat(name)
-            if definition is None:
-                raise CaveatEvaluationError("caveat is not defined in the schema", caveat=name)
-            stored = RelationshipCaveat(name, stored_json).context
-            verdict = evaluator.evaluate(definition, {**(context or {}), **stored})
-            if verdict.is_true:
-                return _TRUE
-            if verdict.is_partial:
-                return Tristate(None, frozenset(verdict.missing))
-            return _FALSE
+        case CaveatLeaf():
+            return _evaluate_leaf(condition, schema=schema, evaluator=evaluator, context=context)
         case CaveatNot(child=child):
             inner = evaluate_condition(child, schema=schema, evaluator=evaluator, context=context)
             return inner if inner.value is None else Tristate(value=not inner.value)
@@ -116,3 +104,35 @@ def evaluate_condition(  # noqa: C901 - one case per node kind
                     undecided = True
                     missing |= part.missing
             return Tristate(None, frozenset(missing)) if undecided else Tristate(value=not decisive)
+
+
+def _evaluate_leaf(
+    leaf: CaveatLeaf,
+    *,
+    schema: CompiledSchema,
+    evaluator: CaveatEvaluator | None,
+    context: Mapping[str, Any] | None,
+) -> Tristate:
+    """One caveated relationship's verdict; errors as in `evaluate_condition`."""
+    name = leaf.name
+    if evaluator is None:
+        raise CaveatEvaluationError("caveats are not supported without a caveat evaluator", caveat=name)
+    definition = schema.caveat(name)
+    if definition is None:
+        raise CaveatEvaluationError("caveat is not defined in the schema", caveat=name)
+    stored = RelationshipCaveat(name, leaf.context_json).context
+    try:
+        verdict = evaluator.evaluate(definition, {**(context or {}), **stored})
+    except CaveatEvaluationError as err:
+        if err.caveat is not None:
+            raise
+        raise CaveatEvaluationError(str(err), caveat=name) from err
+    except Exception as exc:
+        # Fail closed: whatever went wrong inside the evaluator, the answer is an error
+        # naming the caveat, never "allowed" and never a bare crash.
+        raise CaveatEvaluationError(f"evaluation failed: {type(exc).__name__}: {exc}", caveat=name) from exc
+    if verdict.is_true:
+        return _TRUE
+    if verdict.is_partial:
+        return Tristate(None, frozenset(verdict.missing))
+    return _FALSE

@@ -22,7 +22,9 @@ def check_key(request: DispatchCheckRequest) -> Hashable:
     return (
         "check",
         scope.revision,
-        id(scope.cache_namespace) if scope.cache_namespace is not None else None,
+        # The object itself, not id(): an id is reused once its object dies, which would let
+        # a later request read answers computed with another request's contextual relationships.
+        scope.cache_namespace,
         request.resource_type,
         request.resource_ids,
         request.relation,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from rebac.errors import SchemaCompileError, SourcePosition
@@ -35,6 +35,7 @@ from rebac.schema.definitions import (
     Union,
 )
 from rebac.schema.parser import parse
+from rebac.schema.source import Source
 
 __all__ = ["MAX_REWRITE_DEPTH", "ImportLoader", "compile_ast", "compile_schema", "rewrite_depth"]
 
@@ -62,14 +63,79 @@ def compile_schema(
     relative to the importing file and may not be absolute or leave the root's directory);
     without a loader an import is an error. Raises SchemaParseError or SchemaCompileError.
     """
+    texts = {source: text}
+
+    def remembering_loader(path: str) -> str:
+        assert import_loader is not None  # noqa: S101 - only called when a loader exists
+        loaded = import_loader(path)
+        texts[path] = loaded
+        return loaded
+
     root = parse(text, source=source)
-    files = list(_resolve_imports(root, import_loader))
-    return compile_ast(files)
+    files = list(_resolve_imports(root, remembering_loader if import_loader else None))
+    return compile_ast(files, texts=texts)
 
 
-def compile_ast(files: Iterable[ast.SchemaFile]) -> CompiledSchema:
-    """Compile parsed files (imported files first, the root last) into one validated schema."""
-    return _Compiler(list(files)).run()
+def compile_ast(files: Iterable[ast.SchemaFile], *, texts: Mapping[str, str] | None = None) -> CompiledSchema:
+    """Compile parsed files (imported files first, the root last) into one validated schema.
+
+    Every caveat's CEL expression is type checked (`rebac.caveats.compile_caveat`). `texts`
+    maps each file's source name to its text so an expression error is reported at its
+    line:column in the schema; without the text it is reported at the caveat's position.
+    """
+    files = list(files)
+    schema = _Compiler(files).run()
+    _check_caveat_expressions(files, texts or {})
+    return schema
+
+
+def _check_caveat_expressions(files: list[ast.SchemaFile], texts: Mapping[str, str]) -> None:
+    """Type check each caveat's CEL; SchemaCompileError positioned in the schema text."""
+    decls = [(item, f.source) for f in files for item in f.items if isinstance(item, ast.CaveatDecl)]
+    if not decls:
+        return
+    # Imported lazily: the CEL libraries load only for schemas that declare caveats.
+    from rebac.caveats import compile_caveat  # noqa: PLC0415
+
+    for decl, source in decls:
+        definition = CaveatDefinition(
+            decl.name,
+            tuple(CaveatParameter(p.name, p.type, p.position) for p in decl.parameters),
+            decl.expression,
+            decl.doc,
+            decl.position,
+        )
+        try:
+            compile_caveat(definition)
+        except SchemaCompileError as err:
+            position = err.position
+            if position is not None and all(p.position != position for p in decl.parameters):
+                position = _expression_position(texts.get(source), decl, position)
+            raise SchemaCompileError(err.message, position=position or decl.position, source=source) from None
+
+
+def _expression_position(
+    text: str | None, decl: ast.CaveatDecl, relative: SourcePosition
+) -> SourcePosition | None:
+    """Map a position relative to `decl.expression` (1:1 = its first character) onto `text`.
+
+    The expression is the stripped text after the first `{` that follows the caveat's
+    keyword (parameter lists contain no braces). None when the text is unknown.
+    """
+    if text is None:
+        return None
+    source = Source(text)
+    line_start = 0
+    for _ in range(decl.position.line - 1):
+        line_start = text.index("\n", line_start) + 1
+    brace = text.index("{", line_start + decl.position.column - 1)
+    start = brace + 1
+    while start < len(text) and text[start].isspace():
+        start += 1
+    origin = source.position(start)
+    if relative.line == 1:
+        return SourcePosition(origin.line, origin.column + relative.column - 1)
+    return SourcePosition(origin.line + relative.line - 1, relative.column)
 
 
 def rewrite_depth(rewrite: Rewrite) -> int:

@@ -78,10 +78,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
                 check.permission,
                 check.subject,
                 check.context,
-                tuple(
-                    convert.relationship_from_proto(r, f"contextual_relationships[{i}]")
-                    for i, r in enumerate(request.contextual_relationships)
-                ),
+                convert.contextual_relationships_from_proto(request.contextual_relationships),
             )
         revision, token = await self._revision(convert.consistency_from_proto(request.consistency))
         result = await self._engine.check(self._datastore.snapshot_reader(revision), check)
@@ -107,6 +104,8 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         outcomes: list[CheckResult | RebacError | None] = [None] * len(request.items)
         checks: list[CheckRequest | None] = [None] * len(request.items)
         valid: list[tuple[int, CheckRequest]] = []
+        # Shared by every item: a malformed one fails the whole call (INVALID_ARGUMENT).
+        contextual = convert.contextual_relationships_from_proto(request.contextual_relationships)
         for i, item in enumerate(request.items):
             try:
                 convert.require_field(item, "resource", f"items[{i}].resource")
@@ -121,7 +120,9 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         revision, token = await self._revision(convert.consistency_from_proto(request.consistency))
         if valid:
             results = await self._engine.check_bulk(
-                self._datastore.snapshot_reader(revision), [check for _, check in valid]
+                self._datastore.snapshot_reader(revision),
+                [check for _, check in valid],
+                contextual_relationships=contextual,
             )
             for (i, _), answer in zip(valid, results, strict=True):
                 outcomes[i] = answer
@@ -170,6 +171,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         resource_type = validate_object_type(request.resource_object_type, field_name="resource_object_type")
         permission = convert.relation_from_proto(request.permission, "permission")
         subject = convert.subject_from_proto(request.subject, "subject")
+        contextual = convert.contextual_relationships_from_proto(request.contextual_relationships)
         consistency, engine_cursor = _pinned(request)
         revision, token = await self._revision(consistency)
         revision_token = core_pb2.RevisionToken(token=token)
@@ -182,6 +184,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             limit=request.optional_limit or None,
             cursor=engine_cursor,
             context=_caveat_context(request),
+            contextual_relationships=contextual,
         ):
             count += 1
             yield permissions_pb2.LookupResourcesResponse(
@@ -213,6 +216,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             if request.optional_subject_relation
             else None
         )
+        contextual = convert.contextual_relationships_from_proto(request.contextual_relationships)
         consistency, engine_cursor = _pinned(request)
         revision, token = await self._revision(consistency)
         revision_token = core_pb2.RevisionToken(token=token)
@@ -226,6 +230,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             limit=request.optional_limit or None,
             cursor=engine_cursor,
             context=_caveat_context(request),
+            contextual_relationships=contextual,
         ):
             count += 1
             yield permissions_pb2.LookupSubjectsResponse(

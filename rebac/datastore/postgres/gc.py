@@ -39,6 +39,13 @@ DELETE FROM rebac_relationship WHERE ctid = ANY(ARRAY(
     SELECT ctid FROM rebac_relationship
     WHERE deleted_xid < $1::text::xid8 LIMIT $2))
 """
+# Relationships that expired before the window: they grant nothing at any revision a reader
+# could use, so they go whatever their deleted_xid (no Watch event, as in SpiceDB).
+_DELETE_EXPIRED_SQL = """
+DELETE FROM rebac_relationship WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM rebac_relationship
+    WHERE expiration < now() - $1::interval LIMIT $2))
+"""
 _DELETE_SCHEMAS_SQL = "DELETE FROM rebac_schema WHERE deleted_xid < $1::text::xid8"
 # Keep the newest transaction row: the horizon of the next run is computed from it.
 _DELETE_TRANSACTIONS_SQL = """
@@ -51,12 +58,16 @@ DELETE FROM rebac_transaction WHERE xid = ANY(ARRAY(
 
 @dataclass(frozen=True, slots=True)
 class GcResult:
-    """What one GC run removed, and the horizon it used (0: nothing old enough yet)."""
+    """What one GC run removed, and the horizon it used (0: nothing old enough yet).
+
+    `expired` counts relationship rows removed because they expired before the window.
+    """
 
     horizon: int
     relationships: int
     transactions: int
     schemas: int
+    expired: int = 0
 
 
 async def collect_garbage(
@@ -67,15 +78,17 @@ async def collect_garbage(
 ) -> GcResult:
     """Run one bounded GC pass; `window` defaults to the datastore's `gc_window`.
 
-    Deletes at most `batch_size` relationship rows and `batch_size` transaction rows, so
-    a large backlog is worked off over several runs. DatastoreError subclasses on failure.
+    Deletes at most `batch_size` relationship rows, `batch_size` relationships that
+    expired before the window, and `batch_size` transaction rows, so a large backlog is
+    worked off over several runs. DatastoreError subclasses on failure.
     """
     window = datastore.options.gc_window if window is None else window
     pool = datastore.pool
     with map_asyncpg_errors():
+        expired = int((await pool.execute(_DELETE_EXPIRED_SQL, window, batch_size)).split()[-1])
         candidate = await pool.fetchval(_NEW_HORIZON_SQL, window)
         if candidate is None:
-            return GcResult(0, 0, 0, 0)
+            return GcResult(0, 0, 0, 0, expired)
         async with pool.acquire() as conn, conn.transaction():
             horizon = str(await conn.fetchval(_RAISE_HORIZON_SQL, candidate))
         relationships = await pool.execute(_DELETE_RELATIONSHIPS_SQL, horizon, batch_size)
@@ -86,11 +99,14 @@ async def collect_garbage(
         int(relationships.split()[-1]),
         int(transactions.split()[-1]),
         int(schemas.split()[-1]),
+        expired,
     )
     _log.info(
-        "rebac gc: horizon xid %d, removed %d relationship rows, %d transaction rows, %d schema rows",
+        "rebac gc: horizon xid %d, removed %d relationship rows, %d expired relationships, "
+        "%d transaction rows, %d schema rows",
         result.horizon,
         result.relationships,
+        result.expired,
         result.transactions,
         result.schemas,
     )

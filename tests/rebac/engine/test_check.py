@@ -229,13 +229,20 @@ class _DayEvaluator:
         return Verdict(context["day"] == "tue")
 
 
+class _BrokenEvaluator:
+    """An evaluator that always fails (as a buggy or overloaded one might)."""
+
+    def evaluate(self, caveat: CaveatDefinition, context: Mapping[str, Any]) -> Any:
+        raise RuntimeError("evaluator exploded")
+
+
 class TestCaveats:
-    async def test_without_evaluator_fails_closed(self) -> None:
-        """A caveat that matters raises CaveatEvaluationError when no evaluator is configured."""
+    async def test_failing_evaluator_fails_closed(self) -> None:
+        """An evaluator that raises makes a check that needs the caveat raise CaveatEvaluationError."""
         ds, rev = await memory_datastore(CAVEAT_SCHEMA, ["doc:1#viewer@user:ann[on_tuesday]", "doc:1#viewer@user:bob"])
-        reader, engine = ds.snapshot_reader(rev), Engine()
-        with pytest.raises(CaveatEvaluationError, match="without a caveat evaluator"):
-            await _check(engine, reader, "doc:1", "view", "user:ann")
+        reader, engine = ds.snapshot_reader(rev), Engine(caveat_evaluator=_BrokenEvaluator())
+        with pytest.raises(CaveatEvaluationError, match=r"on_tuesday.*RuntimeError: evaluator exploded"):
+            await _check(engine, reader, "doc:1", "view", "user:ann", context={"day": "tue"})
         assert await _check(engine, reader, "doc:1", "view", "user:bob") is YES
 
     async def test_conditional_and_decided(self) -> None:

@@ -28,49 +28,49 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from rebac_server._gen.rebac.v1 import core_pb2 as rebac_dot_v1_dot_core__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arebac/v1/permissions.proto\x12\x08rebac.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17google/rpc/status.proto\x1a\x13rebac/v1/core.proto\"\x8c\x02\n\x0c\x43heckRequest\x12*\n\x0b\x63onsistency\x18\x01 \x01(\x0b\x32\x15.rebac.v1.Consistency\x12+\n\x08resource\x18\x02 \x01(\x0b\x32\x19.rebac.v1.ObjectReference\x12\x12\n\npermission\x18\x03 \x01(\t\x12+\n\x07subject\x18\x04 \x01(\x0b\x32\x1a.rebac.v1.SubjectReference\x12(\n\x07\x63ontext\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x38\n\x18\x63ontextual_relationships\x18\x06 \x03(\x0b\x32\x16.rebac.v1.Relationship\"\x87\x01\n\rCheckResponse\x12+\n\nchecked_at\x18\x01 \x01(\x0b\x32\x17.rebac.v1.RevisionToken\x12\x30\n\x0epermissionship\x18\x02 \x01(\x0e\x32\x18.rebac.v1.Permissionship\x12\x17\n\x0fmissing_context\x18\x03 \x03(\t\"\xae\x01\n\x14\x43heckBulkRequestItem\x12+\n\x08resource\x18\x01 \x01(\x0b\x32\x19.rebac.v1.ObjectReference\x12\x12\n\npermission\x18\x02 \x01(\t\x12+\n\x07subject\x18\x03 \x01(\x0b\x32\x1a.rebac.v1.SubjectReference\x12(\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"m\n\x10\x43heckBulkRequest\x12*\n\x0b\x63onsistency\x18\x01 \x01(\x0b\x32\x15.rebac.v1.Consistency\x12-\n\x05items\x18\x02 \x03(\x0b\x32\x1e.rebac.v1.CheckBulkRequestItem\"b\n\x15\x43heckBulkResponseItem\x12\x30\n\x0epermissionship\x18\x01 \x01(\x0e\x32\x18.rebac.v1.Permissionship\x12\x17\n\x0fmissing_context\x18\x02 \x03(\t\"\xaa\x01\n\x15\x43heckBulkResponsePair\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1e.rebac.v1.CheckBulkRequestItem\x12/\n\x04item\x18\x02 \x01(\x0b\x32\x1f.rebac.v1.CheckBulkResponseItemH\x00\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\n\n\x08response\"p\n\x11\x43heckBulkResponse\x12+\n\nchecked_at\x18\x01 \x01(\x0b\x32\x17.rebac.v1.RevisionToken\x12.\n\x05pairs\x18\x02 \x03(\x0b\x32\x1f.rebac.v1.CheckBulkResponsePair\"\x8f\x01\n\rExpandRequest\x12*\n\x0b\x63onsistency\x18\x01 \x01(\x0b\x32\x15.rebac.v1.Consistency\x12+\n\x08resource\x18\x02 \x01(\x0b\x32\x19.rebac.v1.ObjectReference\x12\x12\n\npermission\x18\x03 \x01(\t\x12\x11\n\trecursive\x18\x04 \x01(\x08\"\xfb\x01\n\x13\x41lgebraicSubjectSet\x12:\n\toperation\x18\x01 \x01(\x0e\x32\'.rebac.v1.AlgebraicSubjectSet.Operation\x12\x36\n\x08\x63hildren\x18\x02 \x03(\x0b\x32$.rebac.v1.PermissionRelationshipTree\"p\n\tOperation\x12\x19\n\x15OPERATION_UNSPECIFIED\x10\x00\x12\x13\n\x0fOPERATION_UNION\x10\x01\x12\x1a\n\x16OPERATION_INTERSECTION\x10\x02\x12\x17\n\x13OPERATION_EXCLUSION\x10\x03\"@\n\x10\x44irectSubjectSet\x12,\n\x08subjects\x18\x01 \x03(\x0b\x32\x1a.rebac.v1.SubjectReference\"\xdb\x01\n\x1aPermissionRelationshipTree\x12\x35\n\x0cintermediate\x18\x01 \x01(\x0b\x32\x1d.rebac.v1.AlgebraicSubjectSetH\x00\x12*\n\x04leaf\x18\x02 \x01(\x0b\x32\x1a.rebac.v1.DirectSubjectSetH\x00\x12\x32\n\x0f\x65xpanded_object\x18\x03 \x01(\x0b\x32\x19.rebac.v1.ObjectReference\x12\x19\n\x11\x65xpanded_relation\x18\x04 \x01(\tB\x0b\n\ttree_type\"w\n\x0e\x45xpandResponse\x12,\n\x0b\x65xpanded_at\x18\x01 \x01(\x0b\x32\x17.rebac.v1.RevisionToken\x12\x37\n\ttree_root\x18\x02 \x01(\x0b\x32$.rebac.v1.PermissionRelationshipTree\"\x90\x02\n\x16LookupResourcesRequest\x12*\n\x0b\x63onsistency\x18\x01 \x01(\x0b\x32\x15.rebac.v1.Consistency\x12\x1c\n\x14resource_object_type\x18\x02 \x01(\t\x12\x12\n\npermission\x18\x03 \x01(\t\x12+\n\x07subject\x18\x04 \x01(\x0b\x32\x1a.rebac.v1.SubjectReference\x12(\n\x07\x63ontext\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x16\n\x0eoptional_limit\x18\x06 \x01(\r\x12)\n\x0foptional_cursor\x18\x07 \x01(\x0b\x32\x10.rebac.v1.Cursor\"\xde\x01\n\x17LookupResourcesResponse\x12-\n\x0clooked_up_at\x18\x01 \x01(\x0b\x32\x17.rebac.v1.RevisionToken\x12\x1a\n\x12resource_object_id\x18\x02 \x01(\t\x12\x30\n\x0epermissionship\x18\x03 \x01(\x0e\x32\x18.rebac.v1.Permissionship\x12\x17\n\x0fmissing_context\x18\x04 \x03(\t\x12-\n\x13\x61\x66ter_result_cursor\x18\x05 \x01(\x0b\x32\x10.rebac.v1.Cursor\"\xb1\x02\n\x15LookupSubjectsRequest\x12*\n\x0b\x63onsistency\x18\x01 \x01(\x0b\x32\x15.rebac.v1.Consistency\x12+\n\x08resource\x18\x02 \x01(\x0b\x32\x19.rebac.v1.ObjectReference\x12\x12\n\npermission\x18\x03 \x01(\t\x12\x1b\n\x13subject_object_type\x18\x04 \x01(\t\x12!\n\x19optional_subject_relation\x18\x05 \x01(\t\x12(\n\x07\x63ontext\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x16\n\x0eoptional_limit\x18\x07 \x01(\r\x12)\n\x0foptional_cursor\x18\x08 \x01(\x0b\x32\x10.rebac.v1.Cursor\"\xa5\x02\n\x16LookupSubjectsResponse\x12-\n\x0clooked_up_at\x18\x01 \x01(\x0b\x32\x17.rebac.v1.RevisionToken\x12+\n\x07subject\x18\x02 \x01(\x0b\x32\x1a.rebac.v1.SubjectReference\x12\x35\n\x11\x65xcluded_subjects\x18\x03 \x03(\x0b\x32\x1a.rebac.v1.SubjectReference\x12\x30\n\x0epermissionship\x18\x04 \x01(\x0e\x32\x18.rebac.v1.Permissionship\x12\x17\n\x0fmissing_context\x18\x05 \x03(\t\x12-\n\x13\x61\x66ter_result_cursor\x18\x06 \x01(\x0b\x32\x10.rebac.v1.Cursor*\xa0\x01\n\x0ePermissionship\x12\x1e\n\x1aPERMISSIONSHIP_UNSPECIFIED\x10\x00\x12 \n\x1cPERMISSIONSHIP_NO_PERMISSION\x10\x01\x12!\n\x1dPERMISSIONSHIP_HAS_PERMISSION\x10\x02\x12)\n%PERMISSIONSHIP_CONDITIONAL_PERMISSION\x10\x03\x32\x82\x03\n\x12PermissionsService\x12\x38\n\x05\x43heck\x12\x16.rebac.v1.CheckRequest\x1a\x17.rebac.v1.CheckResponse\x12\x44\n\tCheckBulk\x12\x1a.rebac.v1.CheckBulkRequest\x1a\x1b.rebac.v1.CheckBulkResponse\x12;\n\x06\x45xpand\x12\x17.rebac.v1.ExpandRequest\x1a\x18.rebac.v1.ExpandResponse\x12X\n\x0fLookupResources\x12 .rebac.v1.LookupResourcesRequest\x1a!.rebac.v1.LookupResourcesResponse0\x01\x12U\n\x0eLookupSubjects\x12\x1f.rebac.v1.LookupSubjectsRequest\x1a .rebac.v1.LookupSubjectsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arebac/v1/permissions.proto\x12\x08rebac.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17google/rpc/status.proto\x1a\x13rebac/v1/core.proto\"\x8c\x02\n\x0c\x43heckRequest\x12*\n\x0b\x63onsistency\x18\x01 \x01(\x0b\x32\x15.rebac.v1.Consistency\x12+\n\x08resource\x18\x02 \x01(\x0b\x32\x19.rebac.v1.ObjectReference\x12\x12\n\npermission\x18\x03 \x01(\t\x12+\n\x07subject\x18\x04 \x01(\x0b\x32\x1a.rebac.v1.SubjectReference\x12(\n\x07\x63ontext\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x38\n\x18\x63ontextual_relationships\x18\x06 \x03(\x0b\x32\x16.rebac.v1.Relationship\"\x87\x01\n\rCheckResponse\x12+\n\nchecked_at\x18\x01 \x01(\x0b\x32\x17.rebac.v1.RevisionToken\x12\x30\n\x0epermissionship\x18\x02 \x01(\x0e\x32\x18.rebac.v1.Permissionship\x12\x17\n\x0fmissing_context\x18\x03 \x03(\t\"\xae\x01\n\x14\x43heckBulkRequestItem\x12+\n\x08resource\x18\x01 \x01(\x0b\x32\x19.rebac.v1.ObjectReference\x12\x12\n\npermission\x18\x02 \x01(\t\x12+\n\x07subject\x18\x03 \x01(\x0b\x32\x1a.rebac.v1.SubjectReference\x12(\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xa7\x01\n\x10\x43heckBulkRequest\x12*\n\x0b\x63onsistency\x18\x01 \x01(\x0b\x32\x15.rebac.v1.Consistency\x12-\n\x05items\x18\x02 \x03(\x0b\x32\x1e.rebac.v1.CheckBulkRequestItem\x12\x38\n\x18\x63ontextual_relationships\x18\x03 \x03(\x0b\x32\x16.rebac.v1.Relationship\"b\n\x15\x43heckBulkResponseItem\x12\x30\n\x0epermissionship\x18\x01 \x01(\x0e\x32\x18.rebac.v1.Permissionship\x12\x17\n\x0fmissing_context\x18\x02 \x03(\t\"\xaa\x01\n\x15\x43heckBulkResponsePair\x12/\n\x07request\x18\x01 \x01(\x0b\x32\x1e.rebac.v1.CheckBulkRequestItem\x12/\n\x04item\x18\x02 \x01(\x0b\x32\x1f.rebac.v1.CheckBulkResponseItemH\x00\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\n\n\x08response\"p\n\x11\x43heckBulkResponse\x12+\n\nchecked_at\x18\x01 \x01(\x0b\x32\x17.rebac.v1.RevisionToken\x12.\n\x05pairs\x18\x02 \x03(\x0b\x32\x1f.rebac.v1.CheckBulkResponsePair\"\x8f\x01\n\rExpandRequest\x12*\n\x0b\x63onsistency\x18\x01 \x01(\x0b\x32\x15.rebac.v1.Consistency\x12+\n\x08resource\x18\x02 \x01(\x0b\x32\x19.rebac.v1.ObjectReference\x12\x12\n\npermission\x18\x03 \x01(\t\x12\x11\n\trecursive\x18\x04 \x01(\x08\"\xfb\x01\n\x13\x41lgebraicSubjectSet\x12:\n\toperation\x18\x01 \x01(\x0e\x32\'.rebac.v1.AlgebraicSubjectSet.Operation\x12\x36\n\x08\x63hildren\x18\x02 \x03(\x0b\x32$.rebac.v1.PermissionRelationshipTree\"p\n\tOperation\x12\x19\n\x15OPERATION_UNSPECIFIED\x10\x00\x12\x13\n\x0fOPERATION_UNION\x10\x01\x12\x1a\n\x16OPERATION_INTERSECTION\x10\x02\x12\x17\n\x13OPERATION_EXCLUSION\x10\x03\"@\n\x10\x44irectSubjectSet\x12,\n\x08subjects\x18\x01 \x03(\x0b\x32\x1a.rebac.v1.SubjectReference\"\xdb\x01\n\x1aPermissionRelationshipTree\x12\x35\n\x0cintermediate\x18\x01 \x01(\x0b\x32\x1d.rebac.v1.AlgebraicSubjectSetH\x00\x12*\n\x04leaf\x18\x02 \x01(\x0b\x32\x1a.rebac.v1.DirectSubjectSetH\x00\x12\x32\n\x0f\x65xpanded_object\x18\x03 \x01(\x0b\x32\x19.rebac.v1.ObjectReference\x12\x19\n\x11\x65xpanded_relation\x18\x04 \x01(\tB\x0b\n\ttree_type\"w\n\x0e\x45xpandResponse\x12,\n\x0b\x65xpanded_at\x18\x01 \x01(\x0b\x32\x17.rebac.v1.RevisionToken\x12\x37\n\ttree_root\x18\x02 \x01(\x0b\x32$.rebac.v1.PermissionRelationshipTree\"\xca\x02\n\x16LookupResourcesRequest\x12*\n\x0b\x63onsistency\x18\x01 \x01(\x0b\x32\x15.rebac.v1.Consistency\x12\x1c\n\x14resource_object_type\x18\x02 \x01(\t\x12\x12\n\npermission\x18\x03 \x01(\t\x12+\n\x07subject\x18\x04 \x01(\x0b\x32\x1a.rebac.v1.SubjectReference\x12(\n\x07\x63ontext\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x16\n\x0eoptional_limit\x18\x06 \x01(\r\x12)\n\x0foptional_cursor\x18\x07 \x01(\x0b\x32\x10.rebac.v1.Cursor\x12\x38\n\x18\x63ontextual_relationships\x18\x08 \x03(\x0b\x32\x16.rebac.v1.Relationship\"\xde\x01\n\x17LookupResourcesResponse\x12-\n\x0clooked_up_at\x18\x01 \x01(\x0b\x32\x17.rebac.v1.RevisionToken\x12\x1a\n\x12resource_object_id\x18\x02 \x01(\t\x12\x30\n\x0epermissionship\x18\x03 \x01(\x0e\x32\x18.rebac.v1.Permissionship\x12\x17\n\x0fmissing_context\x18\x04 \x03(\t\x12-\n\x13\x61\x66ter_result_cursor\x18\x05 \x01(\x0b\x32\x10.rebac.v1.Cursor\"\xeb\x02\n\x15LookupSubjectsRequest\x12*\n\x0b\x63onsistency\x18\x01 \x01(\x0b\x32\x15.rebac.v1.Consistency\x12+\n\x08resource\x18\x02 \x01(\x0b\x32\x19.rebac.v1.ObjectReference\x12\x12\n\npermission\x18\x03 \x01(\t\x12\x1b\n\x13subject_object_type\x18\x04 \x01(\t\x12!\n\x19optional_subject_relation\x18\x05 \x01(\t\x12(\n\x07\x63ontext\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x16\n\x0eoptional_limit\x18\x07 \x01(\r\x12)\n\x0foptional_cursor\x18\x08 \x01(\x0b\x32\x10.rebac.v1.Cursor\x12\x38\n\x18\x63ontextual_relationships\x18\t \x03(\x0b\x32\x16.rebac.v1.Relationship\"\xa5\x02\n\x16LookupSubjectsResponse\x12-\n\x0clooked_up_at\x18\x01 \x01(\x0b\x32\x17.rebac.v1.RevisionToken\x12+\n\x07subject\x18\x02 \x01(\x0b\x32\x1a.rebac.v1.SubjectReference\x12\x35\n\x11\x65xcluded_subjects\x18\x03 \x03(\x0b\x32\x1a.rebac.v1.SubjectReference\x12\x30\n\x0epermissionship\x18\x04 \x01(\x0e\x32\x18.rebac.v1.Permissionship\x12\x17\n\x0fmissing_context\x18\x05 \x03(\t\x12-\n\x13\x61\x66ter_result_cursor\x18\x06 \x01(\x0b\x32\x10.rebac.v1.Cursor*\xa0\x01\n\x0ePermissionship\x12\x1e\n\x1aPERMISSIONSHIP_UNSPECIFIED\x10\x00\x12 \n\x1cPERMISSIONSHIP_NO_PERMISSION\x10\x01\x12!\n\x1dPERMISSIONSHIP_HAS_PERMISSION\x10\x02\x12)\n%PERMISSIONSHIP_CONDITIONAL_PERMISSION\x10\x03\x32\x82\x03\n\x12PermissionsService\x12\x38\n\x05\x43heck\x12\x16.rebac.v1.CheckRequest\x1a\x17.rebac.v1.CheckResponse\x12\x44\n\tCheckBulk\x12\x1a.rebac.v1.CheckBulkRequest\x1a\x1b.rebac.v1.CheckBulkResponse\x12;\n\x06\x45xpand\x12\x17.rebac.v1.ExpandRequest\x1a\x18.rebac.v1.ExpandResponse\x12X\n\x0fLookupResources\x12 .rebac.v1.LookupResourcesRequest\x1a!.rebac.v1.LookupResourcesResponse0\x01\x12U\n\x0eLookupSubjects\x12\x1f.rebac.v1.LookupSubjectsRequest\x1a .rebac.v1.LookupSubjectsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rebac.v1.permissions_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PERMISSIONSHIP']._serialized_start=3114
-  _globals['_PERMISSIONSHIP']._serialized_end=3274
+  _globals['_PERMISSIONSHIP']._serialized_start=3289
+  _globals['_PERMISSIONSHIP']._serialized_end=3449
   _globals['_CHECKREQUEST']._serialized_start=117
   _globals['_CHECKREQUEST']._serialized_end=385
   _globals['_CHECKRESPONSE']._serialized_start=388
   _globals['_CHECKRESPONSE']._serialized_end=523
   _globals['_CHECKBULKREQUESTITEM']._serialized_start=526
   _globals['_CHECKBULKREQUESTITEM']._serialized_end=700
-  _globals['_CHECKBULKREQUEST']._serialized_start=702
-  _globals['_CHECKBULKREQUEST']._serialized_end=811
-  _globals['_CHECKBULKRESPONSEITEM']._serialized_start=813
-  _globals['_CHECKBULKRESPONSEITEM']._serialized_end=911
-  _globals['_CHECKBULKRESPONSEPAIR']._serialized_start=914
-  _globals['_CHECKBULKRESPONSEPAIR']._serialized_end=1084
-  _globals['_CHECKBULKRESPONSE']._serialized_start=1086
-  _globals['_CHECKBULKRESPONSE']._serialized_end=1198
-  _globals['_EXPANDREQUEST']._serialized_start=1201
-  _globals['_EXPANDREQUEST']._serialized_end=1344
-  _globals['_ALGEBRAICSUBJECTSET']._serialized_start=1347
-  _globals['_ALGEBRAICSUBJECTSET']._serialized_end=1598
-  _globals['_ALGEBRAICSUBJECTSET_OPERATION']._serialized_start=1486
-  _globals['_ALGEBRAICSUBJECTSET_OPERATION']._serialized_end=1598
-  _globals['_DIRECTSUBJECTSET']._serialized_start=1600
-  _globals['_DIRECTSUBJECTSET']._serialized_end=1664
-  _globals['_PERMISSIONRELATIONSHIPTREE']._serialized_start=1667
-  _globals['_PERMISSIONRELATIONSHIPTREE']._serialized_end=1886
-  _globals['_EXPANDRESPONSE']._serialized_start=1888
-  _globals['_EXPANDRESPONSE']._serialized_end=2007
-  _globals['_LOOKUPRESOURCESREQUEST']._serialized_start=2010
-  _globals['_LOOKUPRESOURCESREQUEST']._serialized_end=2282
-  _globals['_LOOKUPRESOURCESRESPONSE']._serialized_start=2285
-  _globals['_LOOKUPRESOURCESRESPONSE']._serialized_end=2507
-  _globals['_LOOKUPSUBJECTSREQUEST']._serialized_start=2510
-  _globals['_LOOKUPSUBJECTSREQUEST']._serialized_end=2815
-  _globals['_LOOKUPSUBJECTSRESPONSE']._serialized_start=2818
-  _globals['_LOOKUPSUBJECTSRESPONSE']._serialized_end=3111
-  _globals['_PERMISSIONSSERVICE']._serialized_start=3277
-  _globals['_PERMISSIONSSERVICE']._serialized_end=3663
+  _globals['_CHECKBULKREQUEST']._serialized_start=703
+  _globals['_CHECKBULKREQUEST']._serialized_end=870
+  _globals['_CHECKBULKRESPONSEITEM']._serialized_start=872
+  _globals['_CHECKBULKRESPONSEITEM']._serialized_end=970
+  _globals['_CHECKBULKRESPONSEPAIR']._serialized_start=973
+  _globals['_CHECKBULKRESPONSEPAIR']._serialized_end=1143
+  _globals['_CHECKBULKRESPONSE']._serialized_start=1145
+  _globals['_CHECKBULKRESPONSE']._serialized_end=1257
+  _globals['_EXPANDREQUEST']._serialized_start=1260
+  _globals['_EXPANDREQUEST']._serialized_end=1403
+  _globals['_ALGEBRAICSUBJECTSET']._serialized_start=1406
+  _globals['_ALGEBRAICSUBJECTSET']._serialized_end=1657
+  _globals['_ALGEBRAICSUBJECTSET_OPERATION']._serialized_start=1545
+  _globals['_ALGEBRAICSUBJECTSET_OPERATION']._serialized_end=1657
+  _globals['_DIRECTSUBJECTSET']._serialized_start=1659
+  _globals['_DIRECTSUBJECTSET']._serialized_end=1723
+  _globals['_PERMISSIONRELATIONSHIPTREE']._serialized_start=1726
+  _globals['_PERMISSIONRELATIONSHIPTREE']._serialized_end=1945
+  _globals['_EXPANDRESPONSE']._serialized_start=1947
+  _globals['_EXPANDRESPONSE']._serialized_end=2066
+  _globals['_LOOKUPRESOURCESREQUEST']._serialized_start=2069
+  _globals['_LOOKUPRESOURCESREQUEST']._serialized_end=2399
+  _globals['_LOOKUPRESOURCESRESPONSE']._serialized_start=2402
+  _globals['_LOOKUPRESOURCESRESPONSE']._serialized_end=2624
+  _globals['_LOOKUPSUBJECTSREQUEST']._serialized_start=2627
+  _globals['_LOOKUPSUBJECTSREQUEST']._serialized_end=2990
+  _globals['_LOOKUPSUBJECTSRESPONSE']._serialized_start=2993
+  _globals['_LOOKUPSUBJECTSRESPONSE']._serialized_end=3286
+  _globals['_PERMISSIONSSERVICE']._serialized_start=3452
+  _globals['_PERMISSIONSSERVICE']._serialized_end=3838
 # @@protoc_insertion_point(module_scope)

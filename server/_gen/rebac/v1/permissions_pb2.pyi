@@ -61,12 +61,14 @@ class CheckBulkRequestItem(_message.Message):
     def __init__(self, resource: _Optional[_Union[_core_pb2.ObjectReference, _Mapping]] = ..., permission: _Optional[str] = ..., subject: _Optional[_Union[_core_pb2.SubjectReference, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class CheckBulkRequest(_message.Message):
-    __slots__ = ("consistency", "items")
+    __slots__ = ("consistency", "items", "contextual_relationships")
     CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXTUAL_RELATIONSHIPS_FIELD_NUMBER: _ClassVar[int]
     consistency: _core_pb2.Consistency
     items: _containers.RepeatedCompositeFieldContainer[CheckBulkRequestItem]
-    def __init__(self, consistency: _Optional[_Union[_core_pb2.Consistency, _Mapping]] = ..., items: _Optional[_Iterable[_Union[CheckBulkRequestItem, _Mapping]]] = ...) -> None: ...
+    contextual_relationships: _containers.RepeatedCompositeFieldContainer[_core_pb2.Relationship]
+    def __init__(self, consistency: _Optional[_Union[_core_pb2.Consistency, _Mapping]] = ..., items: _Optional[_Iterable[_Union[CheckBulkRequestItem, _Mapping]]] = ..., contextual_relationships: _Optional[_Iterable[_Union[_core_pb2.Relationship, _Mapping]]] = ...) -> None: ...
 
 class CheckBulkResponseItem(_message.Message):
     __slots__ = ("permissionship", "missing_context")
@@ -151,7 +153,7 @@ class ExpandResponse(_message.Message):
     def __init__(self, expanded_at: _Optional[_Union[_core_pb2.RevisionToken, _Mapping]] = ..., tree_root: _Optional[_Union[PermissionRelationshipTree, _Mapping]] = ...) -> None: ...
 
 class LookupResourcesRequest(_message.Message):
-    __slots__ = ("consistency", "resource_object_type", "permission", "subject", "context", "optional_limit", "optional_cursor")
+    __slots__ = ("consistency", "resource_object_type", "permission", "subject", "context", "optional_limit", "optional_cursor", "contextual_relationships")
     CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_OBJECT_TYPE_FIELD_NUMBER: _ClassVar[int]
     PERMISSION_FIELD_NUMBER: _ClassVar[int]
@@ -159,6 +161,7 @@ class LookupResourcesRequest(_message.Message):
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     OPTIONAL_LIMIT_FIELD_NUMBER: _ClassVar[int]
     OPTIONAL_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    CONTEXTUAL_RELATIONSHIPS_FIELD_NUMBER: _ClassVar[int]
     consistency: _core_pb2.Consistency
     resource_object_type: str
     permission: str
@@ -166,7 +169,8 @@ class LookupResourcesRequest(_message.Message):
     context: _struct_pb2.Struct
     optional_limit: int
     optional_cursor: _core_pb2.Cursor
-    def __init__(self, consistency: _Optional[_Union[_core_pb2.Consistency, _Mapping]] = ..., resource_object_type: _Optional[str] = ..., permission: _Optional[str] = ..., subject: _Optional[_Union[_core_pb2.SubjectReference, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., optional_limit: _Optional[int] = ..., optional_cursor: _Optional[_Union[_core_pb2.Cursor, _Mapping]] = ...) -> None: ...
+    contextual_relationships: _containers.RepeatedCompositeFieldContainer[_core_pb2.Relationship]
+    def __init__(self, consistency: _Optional[_Union[_core_pb2.Consistency, _Mapping]] = ..., resource_object_type: _Optional[str] = ..., permission: _Optional[str] = ..., subject: _Optional[_Union[_core_pb2.SubjectReference, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., optional_limit: _Optional[int] = ..., optional_cursor: _Optional[_Union[_core_pb2.Cursor, _Mapping]] = ..., contextual_relationships: _Optional[_Iterable[_Union[_core_pb2.Relationship, _Mapping]]] = ...) -> None: ...
 
 class LookupResourcesResponse(_message.Message):
     __slots__ = ("looked_up_at", "resource_object_id", "permissionship", "missing_context", "after_result_cursor")
@@ -183,7 +187,7 @@ class LookupResourcesResponse(_message.Message):
     def __init__(self, looked_up_at: _Optional[_Union[_core_pb2.RevisionToken, _Mapping]] = ..., resource_object_id: _Optional[str] = ..., permissionship: _Optional[_Union[Permissionship, str]] = ..., missing_context: _Optional[_Iterable[str]] = ..., after_result_cursor: _Optional[_Union[_core_pb2.Cursor, _Mapping]] = ...) -> None: ...
 
 class LookupSubjectsRequest(_message.Message):
-    __slots__ = ("consistency", "resource", "permission", "subject_object_type", "optional_subject_relation", "context", "optional_limit", "optional_cursor")
+    __slots__ = ("consistency", "resource", "permission", "subject_object_type", "optional_subject_relation", "context", "optional_limit", "optional_cursor", "contextual_relationships")
     CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_FIELD_NUMBER: _ClassVar[int]
     PERMISSION_FIELD_NUMBER: _ClassVar[int]
@@ -192,6 +196,7 @@ class LookupSubjectsRequest(_message.Message):
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
     OPTIONAL_LIMIT_FIELD_NUMBER: _ClassVar[int]
     OPTIONAL_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    CONTEXTUAL_RELATIONSHIPS_FIELD_NUMBER: _ClassVar[int]
     consistency: _core_pb2.Consistency
     resource: _core_pb2.ObjectReference
     permission: str
@@ -200,7 +205,8 @@ class LookupSubjectsRequest(_message.Message):
     context: _struct_pb2.Struct
     optional_limit: int
     optional_cursor: _core_pb2.Cursor
-    def __init__(self, consistency: _Optional[_Union[_core_pb2.Consistency, _Mapping]] = ..., resource: _Optional[_Union[_core_pb2.ObjectReference, _Mapping]] = ..., permission: _Optional[str] = ..., subject_object_type: _Optional[str] = ..., optional_subject_relation: _Optional[str] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., optional_limit: _Optional[int] = ..., optional_cursor: _Optional[_Union[_core_pb2.Cursor, _Mapping]] = ...) -> None: ...
+    contextual_relationships: _containers.RepeatedCompositeFieldContainer[_core_pb2.Relationship]
+    def __init__(self, consistency: _Optional[_Union[_core_pb2.Consistency, _Mapping]] = ..., resource: _Optional[_Union[_core_pb2.ObjectReference, _Mapping]] = ..., permission: _Optional[str] = ..., subject_object_type: _Optional[str] = ..., optional_subject_relation: _Optional[str] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., optional_limit: _Optional[int] = ..., optional_cursor: _Optional[_Union[_core_pb2.Cursor, _Mapping]] = ..., contextual_relationships: _Optional[_Iterable[_Union[_core_pb2.Relationship, _Mapping]]] = ...) -> None: ...
 
 class LookupSubjectsResponse(_message.Message):
     __slots__ = ("looked_up_at", "subject", "excluded_subjects", "permissionship", "missing_context", "after_result_cursor")
