@@ -5,13 +5,18 @@ Sub-commands:
   install-spicedb  npm-install libspicedb.so into the cache (idempotent)
   verify           load a dataset into SpiceDB and compare its answers with the reference
   peer-bench       measure generation, SpiceDB load rate and SpiceDB Check latency/throughput
-  run              the full harness against the rebac server (not built yet)
+  run              the full harness: rebac server (Postgres) driven from client processes, SpiceDB
+                   beside it (--peer spicedb), report.json/report.md/PNG plots in --out
+
+`run` example (the figures in the README come from this):
+  python -m benchmarks run --dataset drive --size 100k --peer spicedb --out bench-out
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -23,13 +28,19 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-NOT_BUILT = (
-    "load driver (separate client processes driving the rebac gRPC server)",
-    "workloads: cold/warm checks, bulk checks, lookups, writes, mixed",
-    "L0 (health RPC) / L1 (direct-relation Check) limits and fractions",
-    "server CPU/RSS, datastore queries per check, cache hit rate",
-    "report.json / report.md / PNG plots",
+DEFAULT_BENCH_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+WORKLOAD_NAMES_HELP = (
+    "L0_health",
+    "L1_direct_check",
+    "cold_check (distinct, fully consistent)",
+    "warm_check (Zipf-repeated, minimize_latency)",
+    "bulk_check (100 items)",
+    "lookup_resources",
+    "lookup_subjects",
+    "write",
+    "mixed (95% check, 4% lookup, 1% write)",
 )
+
 
 
 def _add_world_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,13 +124,47 @@ def _peer_bench(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ValueError(f"expected positive integers, got {text!r}")
+    return values
+
+
 def _run(args: argparse.Namespace) -> int:
-    print(f"`run --dataset {args.dataset} --size {args.size}` is not built yet; no figures were measured.")
-    print("Built: dataset generators, reference answers, SpiceDB peer (see `verify` and `peer-bench`).")
-    print("Not built yet:")
-    for piece in NOT_BUILT:
-        print(f"  - {piece}")
-    return EXIT_FAILED
+    from benchmarks.harness import RunConfig, run_harness  # noqa: PLC0415
+    from benchmarks.workloads import WORKLOAD_NAMES  # noqa: PLC0415
+
+    names = tuple(args.workloads.split(",")) if args.workloads else WORKLOAD_NAMES
+    config = RunConfig(
+        dataset=args.dataset,
+        size=args.size,
+        seed=args.seed,
+        out=Path(args.out),
+        datastore_uri=args.datastore_uri,
+        keep=args.keep,
+        peer=args.peer,
+        workers=args.workers,
+        client_processes=args.client_processes,
+        concurrency=args.concurrency,
+        duration=args.duration,
+        workloads=names,
+        concurrency_sweep=_int_list(args.concurrency_sweep) if args.concurrency_sweep else (),
+        checks=args.checks,
+    )
+    report, mismatches = run_harness(config)
+    print(report.to_markdown())
+    print(f"report written to {config.out}/report.json, report.md and the PNG plots")
+    if mismatches:
+        print(f"FAILED: {mismatches} answer(s) differ from the reference (see above)", file=sys.stderr)
+        return EXIT_FAILED
+    if report.errors:
+        print(f"FAILED: {report.errors} RPC error(s): {report.error_examples[:3]}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,10 +201,41 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", help="also write the figures as JSON here")
     bench.set_defaults(handler=_peer_bench)
 
-    run = sub.add_parser("run", help="full harness against the rebac server (not built yet)")
+    run = sub.add_parser(
+        "run",
+        help="full harness: rebac server + client processes (+ SpiceDB), report.json/report.md/plots",
+        description=(
+            "Start `rebac serve` on a fresh PostgreSQL database (created on --datastore-uri's server as "
+            "rebac_bench_<pid>, migrated with `rebac migrate`, dropped afterwards unless --keep), import the "
+            "dataset through the server's bulk import, then drive each workload from --client-processes "
+            "separate processes with --concurrency in-flight calls in total for --duration seconds. "
+            f"Workloads: {', '.join(WORKLOAD_NAMES_HELP)}. L0 (health RPC) and L1 (Check of a stored "
+            "relation) are the limits every throughput is also given as a fraction of. Every answer is "
+            "compared with an independent reference; any difference (rebac or SpiceDB) fails the run "
+            "(exit 1) naming the query. With --peer spicedb the embedded SpiceDB (dispatch cache disabled "
+            "by the embedding) runs the same workloads in threads at the same concurrency. Writes "
+            "DIR/report.json, DIR/report.md, DIR/latency_cdf.png (and DIR/throughput_vs_concurrency.png "
+            "with --concurrency-sweep), DIR/server.log."
+        ),
+    )
     _add_world_arguments(run)
     run.add_argument("--peer", choices=["spicedb"], help="also run SpiceDB on the same data and queries")
-    run.add_argument("--out", help="report directory")
+    run.add_argument("--out", required=True, help="report directory")
+    run.add_argument(
+        "--datastore-uri",
+        default=os.environ.get("REBAC_BENCH_DSN", DEFAULT_BENCH_DSN),
+        help=f"PostgreSQL server for the bench database (default {DEFAULT_BENCH_DSN} or $REBAC_BENCH_DSN)",
+    )
+    run.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    run.add_argument("--workers", type=int, default=2, help="rebac serve worker processes (default 2)")
+    run.add_argument("--client-processes", type=int, default=2, help="load-driver processes (default 2)")
+    run.add_argument("--concurrency", type=int, default=16, help="in-flight calls in total (default 16)")
+    run.add_argument("--duration", type=float, default=10.0, help="seconds per workload (default 10)")
+    run.add_argument("--workloads", help="comma-separated subset of the workloads (default all)")
+    run.add_argument("--concurrency-sweep", help="e.g. 1,4,16: also run L0/L1/cold/warm at each concurrency")
+    run.add_argument(
+        "--checks", type=int, default=20_000, help="distinct sampled checks (the cold pool; default 20000)"
+    )
     run.set_defaults(handler=_run)
     return parser
 

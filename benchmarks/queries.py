@@ -203,19 +203,30 @@ def _checks(
 ) -> Iterator[CheckQuery]:
     """Yield up to `count` distinct checks with the reference's answers (see the module docstring)."""
     reference = reference_for(world.name, graph)
+    # Memoized: recomputing these lists per check made large samples quadratic.
+    ids: dict[tuple[str, int], list[str]] = {}
+    users: dict[int, list[str]] = {}
+    sorted_holders: dict[tuple[str, str, str], list[str]] = {}
     seen: set[tuple[str, str, str, str]] = set()
     for _ in range(count * 20):
         if len(seen) >= count:
             return
         tenant = rng.choice(chosen)
         resource_type, permission = rng.choice(shape.checks)
-        resource_id = rng.choice(_ids_of(graph, resource_type, tenant))
+        if (resource_type, tenant) not in ids:
+            ids[resource_type, tenant] = _ids_of(graph, resource_type, tenant)
+        resource_id = rng.choice(ids[resource_type, tenant])
         holders = reference.permission(resource_type, resource_id, permission)
         roll = rng.random()
         if roll < 0.5 and holders.ids:
-            user = rng.choice(sorted(holders.ids))
+            holder_key = (resource_type, resource_id, permission)
+            if holder_key not in sorted_holders:
+                sorted_holders[holder_key] = sorted(holders.ids)
+            user = rng.choice(sorted_holders[holder_key])
         elif roll < 0.9 or world.tenant_count == 1:
-            user = rng.choice(_users_of(graph, tenant))
+            if tenant not in users:
+                users[tenant] = _users_of(graph, tenant)
+            user = rng.choice(users[tenant])
         else:
             # A user of another tenant: denied, except where a wildcard grants everyone.
             other = (tenant + 1 + rng.randrange(world.tenant_count - 1)) % world.tenant_count

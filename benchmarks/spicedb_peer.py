@@ -298,6 +298,46 @@ class SpiceDBPeer:
 
     # -- reads ----------------------------------------------------------------------------
 
+    def set_consistency(self, consistency: str) -> None:
+        """Read at ``fully_consistent`` or ``minimize_latency`` from now on (ValueError otherwise)."""
+        if consistency not in {"fully_consistent", "minimize_latency"}:
+            raise ValueError(f"consistency must be fully_consistent or minimize_latency, not {consistency!r}")
+        self._consistency = (
+            self._pb.Consistency(fully_consistent=True)
+            if consistency == "fully_consistent"
+            else self._pb.Consistency(minimize_latency=True)
+        )
+
+    def check_bulk(self, items: Iterable[tuple[str, str, str, str, str]]) -> list[bool]:
+        """CheckBulkPermissions of (resource_type, resource_id, permission, subject_type, subject_id)
+        items; one bool per item in order. PeerError if any item errs or is not a plain yes/no.
+        """
+        pb = self._pb
+        request = pb.CheckBulkPermissionsRequest(
+            consistency=self._consistency,
+            items=[
+                pb.CheckBulkPermissionsRequestItem(
+                    resource=self._obj(object_type=rtype, object_id=rid),
+                    permission=permission,
+                    subject=self._subj(object=self._obj(object_type=stype, object_id=sid)),
+                )
+                for rtype, rid, permission, stype, sid in items
+            ],
+        )
+        self._live()
+        response = self._guard("CheckBulkPermissions", self._permissions.CheckBulkPermissions, request)
+        answers = []
+        result = pb.CheckPermissionResponse
+        for pair in response.pairs:
+            if pair.HasField("error"):
+                raise PeerError(f"SpiceDB CheckBulkPermissions item failed: {pair.error.message}")
+            permissionship = pair.item.permissionship
+            definite = {result.PERMISSIONSHIP_HAS_PERMISSION, result.PERMISSIONSHIP_NO_PERMISSION}
+            if permissionship not in definite:
+                raise PeerError(f"SpiceDB CheckBulkPermissions returned permissionship {permissionship}")
+            answers.append(permissionship == result.PERMISSIONSHIP_HAS_PERMISSION)
+        return answers
+
     def check(
         self,
         resource_type: str,

@@ -1,4 +1,4 @@
-from benchmarks.__main__ import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
+from benchmarks.__main__ import EXIT_OK, EXIT_USAGE, main
 from benchmarks.datasets import make_world, relationships
 
 
@@ -38,14 +38,20 @@ class TestGenerate:
 
 
 class TestRun:
-    def test_stub_says_what_is_not_built_and_fails(self, capsys):
-        """run measures nothing yet: it lists the missing pieces and exits non-zero, printing no figures."""
-        code = main(["run", "--dataset", "drive", "--size", "10k"])
-        out = capsys.readouterr().out
-        assert code == EXIT_FAILED
-        assert "not built yet" in out
-        assert "load driver" in out
-        assert " ms" not in out
+    def test_bad_concurrency_sweep_is_one_line_and_exit_2(self, tmp_path, capsys):
+        """A malformed --concurrency-sweep prints one error line naming it and starts nothing."""
+        code = main(["run", "--out", str(tmp_path / "r"), "--concurrency-sweep", "1,x"])
+        assert code == EXIT_USAGE
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert "'1,x'" in err
+        assert not (tmp_path / "r").exists()
+
+    def test_unknown_workload_is_rejected(self, tmp_path, capsys):
+        """An unknown workload name is a usage error that lists the known ones."""
+        code = main(["run", "--out", str(tmp_path / "r"), "--workloads", "cold_check,teleport"])
+        assert code == EXIT_USAGE
+        assert "unknown workload(s) teleport" in capsys.readouterr().err
 
 
 class TestVerify:

@@ -1,0 +1,263 @@
+"""`python -m benchmarks run`: the full harness, start to report.
+
+Order: generate the world and its query sample (reference answers) -> fresh database +
+``rebac migrate`` -> ``rebac serve`` subprocess -> schema + bulk import through the server ->
+(SpiceDB peer: same schema and data) -> every workload on rebac from client processes, then on
+the peer in threads at the same concurrency -> optional concurrency sweep -> report. Any answer
+that differs from the reference (on either system) makes the run fail with the differing queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from benchmarks.datasets import World, make_world, parse_size, relationships
+from benchmarks.load_driver import ClientPool, RunResult
+from benchmarks.queries import build_sample
+from benchmarks.report import Report, figures_of
+from benchmarks.server_process import BenchDatabase, ServerProcess
+from benchmarks.workloads import WORKLOAD_NAMES, Workload, build_workloads
+
+__all__ = ["RunConfig", "run_harness"]
+
+SWEEP_WORKLOADS = ("L0_health", "L1_direct_check", "cold_check", "warm_check")
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """Everything `run` was asked to do (see ``python -m benchmarks run --help``)."""
+
+    dataset: str
+    size: str
+    seed: int
+    out: Path
+    datastore_uri: str
+    keep: bool = False
+    peer: str | None = None
+    workers: int = 2
+    client_processes: int = 2
+    concurrency: int = 16
+    duration: float = 10.0
+    workloads: tuple[str, ...] = WORKLOAD_NAMES
+    concurrency_sweep: tuple[int, ...] = ()
+    checks: int = 20_000
+
+
+def _versions() -> dict[str, Any]:
+    versions: dict[str, Any] = {"python": platform.python_version()}
+    for package in ("rebac", "grpcio", "asyncpg", "spicedb-embedded", "psutil", "matplotlib"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def _machine() -> dict[str, Any]:
+    import psutil  # noqa: PLC0415
+
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+async def _load_server(endpoint: str, world: World) -> tuple[int, float]:
+    from rebac.client import RebacClient  # noqa: PLC0415
+
+    async with RebacClient(endpoint, timeout=None) as client:
+        await client.write_schema(world.schema)
+        started = time.perf_counter()
+        count, _ = await client.import_relationships(relationships(world), batch_size=1000)
+        return count, time.perf_counter() - started
+
+
+async def _bump_revision(endpoint: str) -> None:
+    """One write, so that fully consistent reads after it start at a revision nothing is cached at."""
+    from rebac.client import RebacClient  # noqa: PLC0415
+
+    async with RebacClient(endpoint) as client:
+        await client.touch(f"document:bench-bump-{time.monotonic_ns()}#viewer@user:bench-writer")
+
+
+def _server_figures(
+    server: ServerProcess, before: tuple[Any, dict[str, float] | None], run: RunResult
+) -> dict[str, Any]:
+    usage0, metrics0 = before
+    usage1, metrics1 = server.usage(), server.scrape()
+    wall = max(run.wall_seconds, 1e-9)
+    figures: dict[str, Any] = {
+        "server_cpu_cores": round((usage1.cpu_seconds - usage0.cpu_seconds) / wall, 2),
+        "server_rss_mb": round(usage1.rss_bytes / 2**20, 1),
+        "datastore_queries_per_item": None,
+        "cache_hit_rate": None,
+    }
+    if metrics0 is not None and metrics1 is not None:
+
+        def delta(key: str) -> float:
+            return (metrics1 or {}).get(key, 0.0) - (metrics0 or {}).get(key, 0.0)
+
+        queries = delta("rebac_engine_datastore_queries")
+        hits, misses = delta("rebac_engine_cache_hits"), delta("rebac_engine_cache_misses")
+        figures["datastore_queries_per_item"] = round(queries / run.items, 2) if run.items else None
+        figures["cache_hit_rate"] = round(hits / (hits + misses), 3) if hits + misses else None
+    return figures
+
+
+def _run_one(
+    pool: ClientPool, server: ServerProcess, workload: Workload, *, concurrency: int, duration: float
+) -> tuple[RunResult, dict[str, Any]]:
+    if workload.consistency == "full":
+        asyncio.run(_bump_revision(server.endpoint))
+    before = (server.usage(), server.scrape())
+    run = pool.run(workload, concurrency=concurrency, duration=duration)
+    return run, _server_figures(server, before, run)
+
+
+def run_harness(config: RunConfig, *, log: Any = print) -> tuple[Report, int]:
+    """Run everything `config` asks for and write the report; (report, mismatch count).
+
+    Raises PeerUnavailableError if a peer was asked for and cannot run.
+    """
+    world = make_world(config.dataset, parse_size(config.size), config.seed)
+    started = time.perf_counter()
+    sample = build_sample(world, checks=config.checks, lookup_resources=4, lookup_subjects=4, tenants=2)
+    log(
+        f"sample: {len(sample.checks)} checks ({sample.positive_checks()} yes), "
+        f"{len(sample.lookup_resources)} lookup-resources, {len(sample.lookup_subjects)} lookup-subjects "
+        f"with reference answers in {time.perf_counter() - started:.1f} s"
+    )
+    workloads = build_workloads(world, sample, names=config.workloads)
+    config.out.mkdir(parents=True, exist_ok=True)
+    peer = None
+    if config.peer == "spicedb":
+        from benchmarks.spicedb_peer import SpiceDBPeer  # noqa: PLC0415
+
+        peer = SpiceDBPeer()
+    report = Report(
+        machine=_machine(),
+        versions=_versions(),
+        dataset={"name": world.name, "size": world.size, "seed": world.seed, "relationships": 0},
+        config={
+            "workers": config.workers,
+            "client_processes": config.client_processes,
+            "concurrency": config.concurrency,
+            "duration_s": config.duration,
+            "workloads": list(config.workloads),
+            "concurrency_sweep": list(config.concurrency_sweep),
+            "datastore": "postgres",
+            "audit_log": "off",
+            "peer": config.peer,
+        },
+    )
+    try:
+        with BenchDatabase(config.datastore_uri, keep=config.keep) as database:
+            database.migrate()
+            log(f"database {database.name} created and migrated")
+            with ServerProcess(
+                database.dsn, workers=config.workers, log_path=config.out / "server.log"
+            ) as server:
+                log(f"rebac serve on {server.endpoint} ({config.workers} workers)")
+                count, seconds = asyncio.run(_load_server(server.endpoint, world))
+                report.dataset.update(
+                    relationships=count,
+                    rebac_load_s=round(seconds, 2),
+                    rebac_load_per_s=round(count / seconds),
+                )
+                log(
+                    f"imported {count:,} relationships into rebac in {seconds:.1f} s "
+                    f"({count / seconds:,.0f}/s)"
+                )
+                if peer is not None:
+                    peer.write_schema(world.schema)
+                    loaded = peer.load(relationships(world))
+                    report.dataset.update(spicedb_load_s=round(loaded.seconds, 2))
+                    log(f"loaded {loaded.count:,} relationships into SpiceDB in {loaded.seconds:.1f} s")
+                if server.scrape() is None:
+                    report.notes.append(
+                        "the server's /metrics did not answer: no datastore queries or cache figures"
+                    )
+                with ClientPool(server.endpoint, processes=config.client_processes) as pool:
+                    for name, workload in workloads.items():
+                        run, server_figures = _run_one(
+                            pool, server, workload, concurrency=config.concurrency, duration=config.duration
+                        )
+                        peer_run = None
+                        if peer is not None and not name.startswith("L0"):
+                            from benchmarks.peer_driver import run_on_peer  # noqa: PLC0415
+
+                            peer_run = run_on_peer(
+                                peer, workload, concurrency=config.concurrency, duration=config.duration
+                            )
+                        report.add(name, workload.description, run, server=server_figures, peer=peer_run)
+                        f = figures_of(run)
+                        peer_text = ""
+                        if peer_run is not None:
+                            pf = figures_of(peer_run)
+                            peer_text = f" | SpiceDB {pf.items_per_s:,.0f} items/s p50 {pf.p50_ms} ms"
+                        log(
+                            f"{name:18} {f.items_per_s:>10,.0f} items/s p50 {f.p50_ms} ms p95 {f.p95_ms} ms "
+                            f"p99 {f.p99_ms} ms ({f.operations} ops, {f.errors} errors, {f.mismatches} wrong)"
+                            f"{peer_text}"
+                        )
+                    for concurrency in config.concurrency_sweep:
+                        for name in SWEEP_WORKLOADS:
+                            if name not in workloads:
+                                continue
+                            run, _ = _run_one(
+                                pool,
+                                server,
+                                workloads[name],
+                                concurrency=concurrency,
+                                duration=config.duration,
+                            )
+                            f = figures_of(run)
+                            report.sweep.append(
+                                {
+                                    "workload": name,
+                                    "concurrency": concurrency,
+                                    "items_per_s": f.items_per_s,
+                                    "p50_ms": f.p50_ms,
+                                    "p95_ms": f.p95_ms,
+                                }
+                            )
+                            report._count(run)  # noqa: SLF001 - sweep answers are checked too
+                            log(
+                                f"sweep {name} x{concurrency}: {f.items_per_s:,.0f} items/s p50 {f.p50_ms} ms"
+                            )
+                report.dataset["server_rss_mb_end"] = round(server.usage().rss_bytes / 2**20, 1)
+    finally:
+        if peer is not None:
+            peer.close()
+    if peer is not None:
+        from benchmarks.spicedb_peer import DISPATCH_CACHE_NOTE  # noqa: PLC0415
+
+        report.notes.append(DISPATCH_CACHE_NOTE)
+        report.notes.append(
+            "SpiceDB runs in this process on its in-memory datastore with no gRPC hop; "
+            "rebac is measured over gRPC on loopback against PostgreSQL."
+        )
+    report.notes.append(
+        "rebac figures include the client processes on the same machine; audit logging is off; "
+        "server cores = server CPU seconds / wall seconds."
+    )
+    if any(e["pool_exhausted"] for e in report.workloads.values()):
+        report.notes.append("a non-repeating pool (cold_check) was used up before the duration ended")
+    report.finish()
+    report.write(config.out)
+    if report.mismatches:
+        print(f"ANSWER MISMATCHES: {report.mismatches}", file=sys.stderr)
+        for example in report.mismatch_examples:
+            print(f"  {example}", file=sys.stderr)
+    return report, report.mismatches

@@ -1,0 +1,268 @@
+"""Drive a workload against the rebac gRPC server from separate client processes.
+
+`ClientPool` owns `processes` spawned worker processes (reused across workloads, so their
+import cost is paid once). `ClientPool.run(workload, concurrency, duration)` splits the
+concurrency over the processes (each runs that many asyncio tasks over one gRPC channel),
+starts them together, and merges their latencies, answer mismatches and CPU time. Every reply
+is compared with the reference answer the operation carries; a differing reply is a
+mismatch (never silently counted as a success) and an RPC error is an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from types import TracebackType
+from typing import Any, Self
+
+from benchmarks.queries import CheckQuery, LookupResourcesQuery, LookupSubjectsQuery
+from benchmarks.workloads import BulkCheckOp, HealthOp, Operation, Workload
+
+__all__ = ["ClientPool", "RunResult", "ops_for_process"]
+
+_MAX_RECORDED = 20  # error/mismatch messages kept per process (all are counted)
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What the clients measured for one workload: latencies (ms), counts, CPU, answer checks."""
+
+    latencies_ms: list[float] = field(default_factory=list)
+    operations: int = 0
+    items: int = 0
+    errors: int = 0
+    error_messages: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+    mismatch_count: int = 0
+    client_cpu_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    exhausted: bool = False
+
+    def merge(self, other: RunResult) -> None:
+        """Add `other` (one process's result) into this one."""
+        self.latencies_ms.extend(other.latencies_ms)
+        self.operations += other.operations
+        self.items += other.items
+        self.errors += other.errors
+        self.error_messages.extend(other.error_messages[: _MAX_RECORDED - len(self.error_messages)])
+        self.mismatches.extend(other.mismatches)
+        self.mismatch_count += other.mismatch_count
+        self.client_cpu_seconds += other.client_cpu_seconds
+        self.wall_seconds = max(self.wall_seconds, other.wall_seconds)
+        self.exhausted = self.exhausted or other.exhausted
+
+
+def ops_for_process(workload: Workload, process: int, processes: int) -> Iterator[Operation]:
+    """The operations process `process` of `processes` sends, in order.
+
+    Non-cycling pools are dealt round-robin (each operation goes to exactly one process);
+    cycling pools are repeated forever, each process starting at a different offset.
+    """
+    ops = workload.operations
+    if not workload.cycle:
+        return iter(ops[process::processes])
+    offset = (process * len(ops)) // max(1, processes)
+    return itertools.cycle(ops[offset:] + ops[:offset])
+
+
+def _sorted_ids(ids: list[str]) -> tuple[str, ...]:
+    return tuple(sorted(ids))
+
+
+class _Session:
+    """One client process's connection and the code that sends each kind of operation."""
+
+    def __init__(self, endpoint: str, token: str | None, consistency: str, tag: str) -> None:
+        from grpc import aio  # noqa: PLC0415 - the parent process never needs grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415
+
+        from rebac.client import RebacClient  # noqa: PLC0415
+        from rebac.revision import FullyConsistent, MinimizeLatency  # noqa: PLC0415
+
+        self.client = RebacClient(endpoint, token=token, read_your_writes=False, max_retries=0)
+        self._health_channel = aio.insecure_channel(endpoint)
+        self._health: Any = health_pb2_grpc.HealthStub(self._health_channel)
+        self._health_request = health_pb2.HealthCheckRequest(service="")
+        self.consistency: Any = FullyConsistent() if consistency == "full" else MinimizeLatency()
+        self._tag = tag
+        self._writes = itertools.count()
+
+    async def close(self) -> None:
+        await self.client.close()
+        await self._health_channel.close(None)
+
+    async def send(self, op: Operation) -> tuple[int, list[str]]:
+        """Send `op`; (items answered, mismatch descriptions). RPC errors propagate."""
+        if isinstance(op, HealthOp):
+            await self._health.Check(self._health_request, timeout=30)
+            return 1, []
+        if isinstance(op, CheckQuery):
+            got = await self.client.check(
+                f"{op.resource_type}:{op.resource_id}",
+                op.permission,
+                f"{op.subject_type}:{op.subject_id}",
+                consistency=self.consistency,
+            )
+            return 1, [] if self._agrees(got, op.expected) else [
+                f"{op}: expected {op.expected}, got {got.permissionship.name}"
+            ]
+        if isinstance(op, BulkCheckOp):
+            return await self._bulk(op)
+        if isinstance(op, LookupResourcesQuery):
+            ids = [
+                i
+                async for i in self.client.lookup_resources(
+                    op.resource_type,
+                    op.permission,
+                    f"{op.subject_type}:{op.subject_id}",
+                    consistency=self.consistency,
+                )
+            ]
+            got_ids = _sorted_ids(ids)
+            return 1, [] if got_ids == op.expected else [
+                f"{op}: expected {len(op.expected)} ids, got {len(got_ids)}"
+            ]
+        if isinstance(op, LookupSubjectsQuery):
+            subjects = [
+                # A subject with exclusions cannot equal a plain expected id: it shows as a mismatch.
+                s.subject.id if not s.excluded else f"{s.subject.id} minus {len(s.excluded)}"
+                async for s in self.client.lookup_subjects(
+                    f"{op.resource_type}:{op.resource_id}",
+                    op.permission,
+                    op.subject_type,
+                    consistency=self.consistency,
+                )
+            ]
+            got_ids = _sorted_ids(subjects)
+            return 1, [] if got_ids == op.expected else [
+                f"{op}: expected {len(op.expected)} ids, got {len(got_ids)}"
+            ]
+        await self.client.touch(op.relationship(f"{self._tag}-{next(self._writes)}"))
+        return 1, []
+
+    @staticmethod
+    def _agrees(got: Any, expected: bool) -> bool:
+        from rebac.engine.requests import Permissionship  # noqa: PLC0415
+
+        # Fail closed: CONDITIONAL or any other answer than the expected one is a mismatch.
+        want = Permissionship.HAS_PERMISSION if expected else Permissionship.NO_PERMISSION
+        return bool(got.permissionship is want)
+
+    async def _bulk(self, op: BulkCheckOp) -> tuple[int, list[str]]:
+        replies = await self.client.check_bulk(
+            [
+                (f"{q.resource_type}:{q.resource_id}", q.permission, f"{q.subject_type}:{q.subject_id}")
+                for q in op.items
+            ],
+            consistency=self.consistency,
+        )
+        wrong = []
+        for query, reply in zip(op.items, replies, strict=True):
+            if isinstance(reply, Exception):
+                wrong.append(f"{query} (in bulk): error {reply}")
+            elif not self._agrees(reply, query.expected):
+                wrong.append(f"{query} (in bulk): expected {query.expected}, got {reply.permissionship.name}")
+        return len(op.items), wrong
+
+
+async def _drive(  # noqa: PLR0917 - one entry point of a client process (pickled args)
+    endpoint: str,
+    token: str | None,
+    workload: Workload,
+    process: int,
+    processes: int,
+    tasks: int,
+    start_at: float,
+    duration: float,
+) -> RunResult:
+    session = _Session(endpoint, token, workload.consistency, f"p{os.getpid()}-{time.monotonic_ns()}")
+    ops = ops_for_process(workload, process, processes)
+    result = RunResult()
+    # Warm the channel (connection setup is not part of any figure).
+    await session._health.Check(session._health_request, timeout=30)  # noqa: SLF001
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    cpu0 = time.process_time()
+    started = time.perf_counter()
+    deadline = started + duration
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline:
+            op = next(ops, None)
+            if op is None:
+                result.exhausted = True
+                return
+            began = time.perf_counter()
+            try:
+                items, wrong = await session.send(op)
+            except Exception as err:  # noqa: BLE001 - every failure is counted and reported
+                result.errors += 1
+                if len(result.error_messages) < _MAX_RECORDED:
+                    result.error_messages.append(f"{op}: {type(err).__name__}: {err}")
+                continue
+            result.latencies_ms.append((time.perf_counter() - began) * 1000)
+            result.operations += 1
+            result.items += items
+            if wrong:
+                result.mismatch_count += len(wrong)
+                result.mismatches.extend(wrong[: _MAX_RECORDED - len(result.mismatches)])
+
+    await asyncio.gather(*(worker() for _ in range(tasks)))
+    result.wall_seconds = time.perf_counter() - started
+    result.client_cpu_seconds = time.process_time() - cpu0
+    await session.close()
+    return result
+
+
+def _process_main(*args: Any) -> RunResult:
+    return asyncio.run(_drive(*args))
+
+
+def _warm_up(_index: int) -> int:
+    import rebac.client  # noqa: F401, PLC0415 - pay the import cost before any timing
+
+    return os.getpid()
+
+
+class ClientPool:
+    """`processes` spawned client processes; use as a context manager."""
+
+    def __init__(self, endpoint: str, *, processes: int, token: str | None = None) -> None:
+        if processes < 1:
+            raise ValueError("at least one client process is needed")
+        self.endpoint = endpoint
+        self.processes = processes
+        self._token = token
+        self._pool = ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn"))
+        self.pids = sorted(set(self._pool.map(_warm_up, range(processes * 2))))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def run(self, workload: Workload, *, concurrency: int, duration: float) -> RunResult:
+        """Drive `workload` with `concurrency` in-flight calls in total for up to `duration` seconds."""
+        if concurrency < 1 or duration <= 0:
+            raise ValueError("concurrency must be >= 1 and duration > 0")
+        used = min(self.processes, concurrency)
+        share = [concurrency // used + (1 if i < concurrency % used else 0) for i in range(used)]
+        start_at = time.time() + 0.3
+        futures = [
+            self._pool.submit(
+                _process_main, self.endpoint, self._token, workload, i, used, share[i], start_at, duration
+            )
+            for i in range(used)
+        ]
+        merged = RunResult()
+        for future in futures:
+            merged.merge(future.result())
+        return merged
