@@ -231,7 +231,9 @@ class ServerProcess:
     def scrape(self) -> dict[str, float] | None:
         """Engine counters and gRPC request totals summed over workers; None if no worker answered.
 
-        Keys: ``rebac_engine_<stat>`` and ``requests:<method>`` (successful calls).
+        Keys: ``rebac_engine_<stat>``, ``requests:<method>`` (successful calls) and
+        ``datastore:<operation>`` (every datastore call the server made, revision reads and
+        schema reads included, whether or not the engine counted it).
         """
         totals: dict[str, float] = {}
         answered = 0
@@ -253,6 +255,9 @@ class ServerProcess:
                     key = f"requests:{method.group(1).rsplit('/', 1)[-1] if method else '?'}"
                 elif name.startswith("rebac_engine_") and name != "rebac_engine_cache_hit_rate":
                     key = name
+                elif name == "rebac_datastore_query_duration_seconds_count":
+                    operation = re.search(r'operation="([^"]+)"', labels)
+                    key = f"datastore:{operation.group(1) if operation else '?'}"
                 else:
                     continue
                 totals[key] = totals.get(key, 0.0) + float(value)

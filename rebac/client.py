@@ -278,6 +278,7 @@ class RebacClient:
         subject: str | SubjectRef,
         *,
         limit: int | None = None,
+        cursor: str | None = None,
         context: dict[str, Any] | None = None,
         contextual: ContextualRelationships = (),
         consistency: Consistency | None = None,
@@ -293,6 +294,7 @@ class RebacClient:
             permission,
             subject,
             limit=limit,
+            cursor=cursor,
             context=context,
             contextual=contextual,
             consistency=consistency,
@@ -307,11 +309,16 @@ class RebacClient:
         subject: str | SubjectRef,
         *,
         limit: int | None = None,
+        cursor: str | None = None,
         context: dict[str, Any] | None = None,
         contextual: ContextualRelationships = (),
         consistency: Consistency | None = None,
     ) -> AsyncIterator[FoundResource]:
-        """Like `lookup_resources`, with each result's permissionship, missing context and cursor."""
+        """Like `lookup_resources`, with each result's permissionship, missing context and cursor.
+
+        `cursor` is a result's `cursor`: the stream resumes after that result, at the
+        revision the cursor pins.
+        """
         request = permissions_pb2.LookupResourcesRequest(
             consistency=self._consistency(consistency),
             resource_object_type=resource_type,
@@ -320,6 +327,8 @@ class RebacClient:
             optional_limit=limit or 0,
             contextual_relationships=_contextual(contextual),
         )
+        if cursor:
+            request.optional_cursor.CopyFrom(core_pb2.Cursor(token=cursor))
         if context is not None:
             request.context.CopyFrom(convert.context_to_proto(context))
         async for message in self._stream(self._permissions.LookupResources, request):
@@ -338,6 +347,7 @@ class RebacClient:
         *,
         subject_relation: str | None = None,
         limit: int | None = None,
+        cursor: str | None = None,
         context: dict[str, Any] | None = None,
         contextual: ContextualRelationships = (),
         consistency: Consistency | None = None,
@@ -346,6 +356,7 @@ class RebacClient:
 
         Caveated results come back CONDITIONAL with their missing context (check
         `permissionship`); `contextual` relationships count for this request only.
+        `cursor` (a result's `cursor`) resumes after that result.
         """
         request = permissions_pb2.LookupSubjectsRequest(
             consistency=self._consistency(consistency),
@@ -356,6 +367,8 @@ class RebacClient:
             optional_limit=limit or 0,
             contextual_relationships=_contextual(contextual),
         )
+        if cursor:
+            request.optional_cursor.CopyFrom(core_pb2.Cursor(token=cursor))
         if context is not None:
             request.context.CopyFrom(convert.context_to_proto(context))
         async for message in self._stream(self._permissions.LookupSubjects, request):

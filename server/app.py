@@ -39,7 +39,7 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from grpc_reflection.v1alpha import reflection
 
 from rebac.datastore.protocol import Datastore
-from rebac.errors import InvalidRequestError, RebacError
+from rebac.errors import DatastoreNotMigratedError, InvalidRequestError, RebacError
 from rebac_server._gen.rebac.v1 import (
     permissions_pb2,
     permissions_pb2_grpc,
@@ -60,7 +60,7 @@ from rebac_server.tracing import Tracer
 if TYPE_CHECKING:
     from rebac.engine import Engine
 
-__all__ = ["SERVICE_NAMES", "RunningServer", "open_datastore", "serve", "start_server"]
+__all__ = ["SERVICE_NAMES", "RunningServer", "open_datastore", "prepare_database", "serve", "start_server"]
 
 logger = logging.getLogger("rebac_server")
 
@@ -135,7 +135,9 @@ async def start_server(
     """
     from rebac.engine import Engine  # noqa: PLC0415 - the engine is only needed once serving
 
-    engine = engine or Engine(max_depth=config.max_depth)
+    engine = engine or Engine(
+        max_depth=config.max_depth, max_contextual_relationships=config.max_contextual_relationships
+    )
     tracer = tracer or Tracer.from_mode(config.tracing)
     audit = AuditLog.open(config.audit_log)
     metrics = Metrics(
@@ -206,6 +208,42 @@ async def open_datastore(config: ServerConfig, dsn: str | None) -> Datastore:
     if dsn is None:
         raise InvalidRequestError("the postgres datastore needs a DSN", field="datastore_uri")
     return await PostgresDatastore.connect(dsn).open()
+
+
+async def prepare_database(dsn: str, *, migrate: bool) -> None:
+    """Migrate the database at `dsn` (`migrate`), or refuse one not at the version we know.
+
+    Runs once, before any worker starts. DatastoreNotMigratedError with one line that
+    names the way out: `rebac migrate` or `--migrate` for an older database, upgrading
+    rebac for a newer one (--migrate does not help there). Never puts the DSN in the
+    message: it may hold a password.
+    """
+    import asyncpg  # noqa: PLC0415 - only on the PostgreSQL path
+
+    from rebac.datastore.postgres import migrate as apply_migrations  # noqa: PLC0415
+    from rebac.datastore.postgres.errors import map_asyncpg_errors  # noqa: PLC0415
+    from rebac.datastore.postgres.migrate import available_migrations, current_version  # noqa: PLC0415
+
+    if migrate:
+        await apply_migrations(dsn)
+        return
+    with map_asyncpg_errors():
+        conn = await asyncpg.connect(dsn)
+    try:
+        version = await current_version(conn)
+    finally:
+        await conn.close()
+    latest = len(available_migrations())
+    if version > latest:
+        raise DatastoreNotMigratedError(
+            f"the database is at migration version {version}, newer than the {latest} this rebac "
+            "knows: upgrade rebac (refusing to serve)"
+        )
+    if version < latest:
+        raise DatastoreNotMigratedError(
+            f"the database is at migration version {version}, this rebac needs {latest}: run "
+            "`rebac migrate --dsn ...` first, or start with `rebac serve --migrate` (env REBAC_MIGRATE=1)"
+        )
 
 
 def _install_stop_handlers(stop: asyncio.Event, on_hangup: Callable[[], object] | None = None) -> None:
@@ -358,9 +396,7 @@ async def _serve(config: ServerConfig) -> int:
         dsn = await embedded.start()
         extra = f", embedded PostgreSQL data in {embedded.data_dir}"
     elif config.datastore == "postgres" and dsn is not None:
-        from rebac.datastore.postgres import migrate  # noqa: PLC0415 - optional path
-
-        await migrate(dsn)
+        await prepare_database(dsn, migrate=config.migrate)
     try:
         if config.effective_workers == 1:
             await _serve_process(

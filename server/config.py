@@ -51,7 +51,10 @@ class ServerConfig:
     `datastore` is ``memory`` (one throwaway process), ``postgres`` (`datastore_uri`) or
     ``embedded`` (a PostgreSQL the server starts in `embedded_data_dir`). `audit_log` is
     a path, ``-`` for stderr, or None for off. `workers` > 1 forks processes that share
-    the port with SO_REUSEPORT (forced to 1 for the memory datastore).
+    the port with SO_REUSEPORT (forced to 1 for the memory datastore). `migrate` applies
+    pending migrations to `datastore_uri` at start; without it the server refuses a
+    database that is not at exactly the migration version it knows (the embedded
+    PostgreSQL is always migrated: rebac owns it).
     """
 
     listen: str = DEFAULT_LISTEN
@@ -67,6 +70,8 @@ class ServerConfig:
     audit_log: str | None = "-"
     metrics_listen: str | None = None
     max_depth: int = 50
+    max_contextual_relationships: int = 100
+    migrate: bool = False
     grace_period: float = 10.0
     max_message_bytes: int = 4 * 1024 * 1024
     max_updates_per_write: int = 1000
@@ -100,6 +105,10 @@ class ServerConfig:
                 raise InvalidRequestError(f"{name} must be at least 1", field=name)
         if self.grace_period < 0:
             raise InvalidRequestError("grace_period must not be negative", field="grace_period")
+        if self.max_contextual_relationships < 0:
+            raise InvalidRequestError(
+                "max_contextual_relationships must not be negative", field="max_contextual_relationships"
+            )
         self._validate_operations()
         return self
 
@@ -166,6 +175,8 @@ _OPTIONS: Mapping[str, Callable[[Any], Any]] = {
     "audit_log": _audit,
     "metrics_listen": str,
     "max_depth": int,
+    "max_contextual_relationships": int,
+    "migrate": _bool,
     "grace_period": float,
     "max_message_bytes": int,
     "max_updates_per_write": int,
@@ -209,6 +220,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--audit-log", metavar="PATH", help="audit JSON lines to PATH, `-` for stderr (default), `off`")
     add("--metrics-listen", metavar="HOST:PORT", help="Prometheus /metrics address (worker i uses port+i)")
     add("--max-depth", type=int, metavar="N", help="maximum dispatch depth (default 50)")
+    add(
+        "--max-contextual-relationships",
+        type=int,
+        metavar="N",
+        help="most contextual relationships one request may carry (default 100)",
+    )
+    add(
+        "--migrate",
+        action="store_true",
+        default=None,
+        help="apply pending migrations to --datastore-uri at start (otherwise an unmigrated database "
+        "is refused; the embedded PostgreSQL is always migrated)",
+    )
     add("--grace-period", type=float, metavar="SECONDS", help="drain time on SIGTERM (default 10)")
     add("--max-message-bytes", type=int, metavar="N", help="largest request message (default 4 MiB)")
     add("--log-level", choices=["debug", "info", "warning", "error"], help="log level (default warning)")

@@ -24,11 +24,13 @@ from rebac.cli.connection import (
 )
 from rebac.cli.inputs import (
     CONSISTENCY_HELP,
+    WITH_HELP,
     CheckLine,
     SourcedLine,
     parse_check_line,
     parse_consistency,
     parse_context,
+    parse_contextual,
     read_lines,
 )
 from rebac.cli.output import (
@@ -42,7 +44,7 @@ from rebac.cli.output import (
 from rebac.engine.requests import ExpandOperation, ExpandTree, Permissionship
 from rebac.errors import RebacError
 from rebac.revision import AtExactSnapshot, Consistency
-from rebac.tuples import SubjectRef
+from rebac.tuples import Relationship, SubjectRef
 
 if TYPE_CHECKING:
     from rebac.client import CheckResponse, RebacClient
@@ -59,11 +61,15 @@ examples:
   rebac check document:42 edit group:eng#member --json
   rebac check document:42 view user:ann --consistency token:$TOKEN
   rebac check document:42 view user:ann --context '{"ip": "10.0.0.1"}'
+  rebac check document:42 view user:ann --with document:42#viewer@group:eng#member
   rebac check --file checks.txt          (lines: `document:42 view user:ann` or `document:42#view@user:ann`)
+  rebac check --file checks.txt --context '{"day": "tue"}' --with group:eng#member@user:ann
 
-Prints true, false or caveated. Exit 0 if true, 1 if false or caveated, 2 for bad input,
-3 if the server could not answer. --explain draws the expand tree: the branches that
-grant (marked ✓), or the whole tree that was searched when denied."""
+Prints true, false or caveated (a caveat needs context that was not given; --json lists
+it under missing_context). Exit 0 if true, 1 if false or caveated, 2 for bad input,
+3 if the server could not answer. --context and --with apply to every line of --file.
+--explain draws the expand tree: the branches that grant (marked ✓), or the whole tree
+that was searched when denied."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,6 +91,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--explain", action="store_true", help="show the tree that granted or denied")
     parser.add_argument("--consistency", metavar="MODE", help=CONSISTENCY_HELP)
     parser.add_argument("--context", dest="caveat_context", metavar="JSON", help="caveat context object")
+    parser.add_argument("--with", dest="contextual", action="append", metavar="REL", help=WITH_HELP)
     parser.add_argument("--json", action="store_true", dest="as_json", help="print the full result as JSON")
     parser.set_defaults(handler=_handle)
 
@@ -92,24 +99,38 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _handle(args: argparse.Namespace) -> int:
     positional = [args.resource, args.permission, args.subject]
     consistency = parse_consistency(args.consistency)
+    context = parse_context(args.caveat_context)
+    contextual = parse_contextual(args.contextual)
+    if args.explain and contextual:
+        # Expand reads stored relationships only: its tree could not show the --with ones.
+        raise CliError("--explain cannot show --with relationships: drop one of them")
     if args.file is not None:
         if any(p is not None for p in positional):
             raise CliError("give either RESOURCE PERMISSION SUBJECT or --file, not both")
-        if args.caveat_context is not None or args.explain:
-            raise CliError("--context and --explain work on a single check, not with --file")
-        return _check_file(args, read_lines([], file=args.file), consistency)
+        if args.explain:
+            raise CliError("--explain works on a single check, not with --file")
+        return _check_file(args, read_lines([], file=args.file), consistency, context, contextual)
     if any(p is None for p in positional):
         raise CliError("expected RESOURCE PERMISSION SUBJECT (e.g. `rebac check document:42 view user:ann`)")
     line = parse_check_line(SourcedLine(" ".join(positional), "arguments", ", column "))
-    return _check_one(args, line, consistency, parse_context(args.caveat_context))
+    return _check_one(args, line, consistency, context, contextual)
 
 
 def _check_one(
-    args: argparse.Namespace, line: CheckLine, consistency: Consistency, context: dict[str, Any] | None
+    args: argparse.Namespace,
+    line: CheckLine,
+    consistency: Consistency,
+    context: dict[str, Any] | None,
+    contextual: tuple[Relationship, ...],
 ) -> int:
     async def work(client: RebacClient) -> tuple[CheckResponse, ExpandTree | None]:
         result = await client.check(
-            line.resource, line.permission, line.subject, context=context, consistency=consistency
+            line.resource,
+            line.permission,
+            line.subject,
+            context=context,
+            contextual=contextual,
+            consistency=consistency,
         )
         tree = None
         if args.explain:
@@ -230,7 +251,13 @@ def _with_links(children: tuple[ExpandTree, ...], kept: list[ExpandTree]) -> tup
     return (*result, *others)
 
 
-def _check_file(args: argparse.Namespace, lines: Sequence[SourcedLine], consistency: Consistency) -> int:
+def _check_file(
+    args: argparse.Namespace,
+    lines: Sequence[SourcedLine],
+    consistency: Consistency,
+    context: dict[str, Any] | None,
+    contextual: tuple[Relationship, ...],
+) -> int:
     if not lines:
         raise CliError(f"{args.file}: no checks found (lines: `RESOURCE PERMISSION SUBJECT`)")
     checks = [parse_check_line(line) for line in lines]
@@ -242,7 +269,10 @@ def _check_file(args: argparse.Namespace, lines: Sequence[SourcedLine], consiste
         for start in range(0, len(checks), _BULK_CHUNK):
             chunk = checks[start : start + _BULK_CHUNK]
             answers = await client.check_bulk(
-                ((c.resource, c.permission, c.subject) for c in chunk), consistency=pinned
+                ((c.resource, c.permission, c.subject) for c in chunk),
+                context=context,
+                contextual=contextual,
+                consistency=pinned,
             )
             # Later chunks read the revision of the first, so the whole file is one snapshot.
             first = next((a for a in answers if not isinstance(a, RebacError)), None)
@@ -265,7 +295,11 @@ def _check_file(args: argparse.Namespace, lines: Sequence[SourcedLine], consiste
     for row, _ in rows:
         word = row["result"]
         style = _WORD_STYLE.get(word, ("red", "bold"))
-        note = f"  ({row['where']}: {row['error']})" if word == "error" else ""
+        note = ""
+        if word == "error":
+            note = f"  ({row['where']}: {row['error']})"
+        elif word == "caveated":
+            note = f"  (missing {', '.join(row['missing_context']) or 'context'})"
         print(f"{palette.paint(word.ljust(8), *style)}  {row['check']}{note}")
     return exit_code
 

@@ -32,11 +32,13 @@ from rebac.tuples import (
 
 __all__ = [
     "CONSISTENCY_HELP",
+    "WITH_HELP",
     "CheckLine",
     "SourcedLine",
     "parse_check_line",
     "parse_consistency",
     "parse_context",
+    "parse_contextual",
     "parse_filter",
     "parse_relationship_at",
     "parse_subject_filter",
@@ -214,6 +216,20 @@ def parse_subject_filter(text: str) -> SubjectFilter:
     except InvalidRelationshipError as err:
         raise CliError(f"subject filter {text!r}: {err}", EXIT_USAGE) from None
     return SubjectFilter(type_, ids, relation)
+
+
+WITH_HELP = (
+    "a contextual relationship that counts for this request only, in tuple syntax "
+    "(repeatable; caveat suffixes allowed)"
+)
+
+
+def parse_contextual(values: Sequence[str] | None) -> tuple[Relationship, ...]:
+    """The `--with` relationships, in order; CliError ``--with #N, column C: ...`` if malformed."""
+    return tuple(
+        parse_relationship_at(SourcedLine(value, f"--with #{index}", ", column "))
+        for index, value in enumerate(values or (), start=1)
+    )
 
 
 CONSISTENCY_HELP = (

@@ -11,22 +11,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from rebac.cli import EXIT_OK, CliError
 from rebac.cli.connection import connection_parent, run_client
-from rebac.cli.inputs import CONSISTENCY_HELP, parse_consistency, parse_context
-from rebac.engine.requests import FoundResource, FoundSubject, Permissionship
+from rebac.cli.inputs import CONSISTENCY_HELP, WITH_HELP, parse_consistency, parse_context, parse_contextual
+from rebac.engine.requests import FoundSubject, Permissionship
 from rebac.errors import InvalidRelationshipError
-from rebac.revision import Consistency
-from rebac.tuples import ObjectRef, SubjectRef, parse_object, parse_subject, validate_object_type
+from rebac.tuples import parse_object, parse_subject, validate_object_type
 from rebac.tuples import validate_relation_name as _relation
 
 if TYPE_CHECKING:
     from rebac.client import RebacClient
 
-__all__ = ["register", "stream_resources", "stream_subjects"]
+__all__ = ["register"]
 
 _RESOURCES_EPILOG = """\
 examples:
@@ -34,15 +32,19 @@ examples:
   rebac lookup-resources document view group:eng#member --json
   rebac lookup-resources document view user:ann --limit 100
   rebac lookup-resources document view user:ann --limit 100 --cursor TOKEN
+  rebac lookup-resources document view user:ann --context '{"day": "tue"}'
+  rebac lookup-resources document view user:ann --with document:42#viewer@user:ann
 
 Prints the id of each document ann may view, one per line; a result that depends on
-missing caveat context is followed by `(caveated: missing NAMES)`."""
+missing caveat context is followed by `(caveated: missing NAMES)` (--json: its
+permissionship is "conditional" and missing_context lists the names)."""
 
 _SUBJECTS_EPILOG = """\
 examples:
   rebac lookup-subjects document:42 view user
   rebac lookup-subjects document:42 view group --subject-relation member
   rebac lookup-subjects document:42 view user --limit 50 --json
+  rebac lookup-subjects document:42 view user --context '{"day": "tue"}' --with group:eng#member@user:ann
 
 Prints the id of each subject of the type with the permission, one per line. A wildcard
 prints `*`, followed by `(except a, b)` when some subjects are excluded."""
@@ -85,6 +87,7 @@ def _add_stream_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cursor", metavar="TOKEN", help="resume after the result that carried TOKEN")
     parser.add_argument("--consistency", metavar="MODE", help=CONSISTENCY_HELP)
     parser.add_argument("--context", dest="caveat_context", metavar="JSON", help="caveat context object")
+    parser.add_argument("--with", dest="contextual", action="append", metavar="REL", help=WITH_HELP)
     parser.add_argument("--json", action="store_true", dest="as_json", help="one JSON object per line")
 
 
@@ -94,83 +97,6 @@ def _checked(value: str, what: str, parse: Any) -> Any:
     except InvalidRelationshipError as err:
         column = f", column {err.column}" if err.column else ""
         raise CliError(f"{what}{column}: {err}") from None
-
-
-# rebac.client's lookup methods take neither a cursor nor a caveat context yet, so these
-# two build the request themselves over the client's channel and its error mapping.
-async def stream_resources(
-    client: RebacClient,
-    resource_type: str,
-    permission: str,
-    subject: SubjectRef,
-    *,
-    limit: int | None,
-    cursor: str | None,
-    context: dict[str, Any] | None,
-    consistency: Consistency,
-) -> AsyncIterator[FoundResource]:
-    """LookupResources as `FoundResource`s (id, permissionship, missing context, cursor)."""
-    from rebac_server import convert  # noqa: PLC0415 - grpc/protobuf load only for client commands
-    from rebac_server._gen.rebac.v1 import core_pb2, permissions_pb2  # noqa: PLC0415
-
-    request = permissions_pb2.LookupResourcesRequest(
-        consistency=convert.consistency_to_proto(consistency),
-        resource_object_type=resource_type,
-        permission=permission,
-        subject=convert.subject_to_proto(subject),
-        optional_limit=limit or 0,
-    )
-    if cursor:
-        request.optional_cursor.CopyFrom(core_pb2.Cursor(token=cursor))
-    if context is not None:
-        request.context.CopyFrom(convert.context_to_proto(context))
-    stub = client._permissions  # noqa: SLF001 - see the comment above
-    async for message in client._stream(stub.LookupResources, request):  # noqa: SLF001
-        yield FoundResource(
-            message.resource_object_id,
-            convert.permissionship_from_proto(message.permissionship),
-            tuple(message.missing_context),
-            message.after_result_cursor.token,
-        )
-
-
-async def stream_subjects(
-    client: RebacClient,
-    resource: ObjectRef,
-    permission: str,
-    subject_type: str,
-    *,
-    subject_relation: str | None,
-    limit: int | None,
-    cursor: str | None,
-    context: dict[str, Any] | None,
-    consistency: Consistency,
-) -> AsyncIterator[FoundSubject]:
-    """LookupSubjects as `FoundSubject`s (subject, exclusions, permissionship, cursor)."""
-    from rebac_server import convert  # noqa: PLC0415 - grpc/protobuf load only for client commands
-    from rebac_server._gen.rebac.v1 import core_pb2, permissions_pb2  # noqa: PLC0415
-
-    request = permissions_pb2.LookupSubjectsRequest(
-        consistency=convert.consistency_to_proto(consistency),
-        resource=convert.object_to_proto(resource),
-        permission=permission,
-        subject_object_type=subject_type,
-        optional_subject_relation=subject_relation or "",
-        optional_limit=limit or 0,
-    )
-    if cursor:
-        request.optional_cursor.CopyFrom(core_pb2.Cursor(token=cursor))
-    if context is not None:
-        request.context.CopyFrom(convert.context_to_proto(context))
-    stub = client._permissions  # noqa: SLF001 - see the comment above
-    async for message in client._stream(stub.LookupSubjects, request):  # noqa: SLF001
-        yield FoundSubject(
-            convert.subject_from_proto(message.subject, "subject"),
-            tuple(convert.subject_from_proto(s, "excluded_subjects") for s in message.excluded_subjects),
-            convert.permissionship_from_proto(message.permissionship),
-            tuple(message.missing_context),
-            message.after_result_cursor.token,
-        )
 
 
 def _caveat_note(permissionship: Permissionship, missing: tuple[str, ...]) -> str:
@@ -206,18 +132,19 @@ def _lookup_resources(args: argparse.Namespace) -> int:
     subject = _checked(args.subject, "SUBJECT", parse_subject)
     limit = _limit(args)
     context = parse_context(args.caveat_context)
+    contextual = parse_contextual(args.contextual)
     consistency = parse_consistency(args.consistency)
 
     async def work(client: RebacClient) -> tuple[int, str]:
         count, cursor = 0, ""
-        stream = stream_resources(
-            client,
+        stream = client.lookup_resources_found(
             resource_type,
             permission,
             subject,
             limit=limit,
             cursor=args.cursor,
             context=context,
+            contextual=contextual,
             consistency=consistency,
         )
         async for found in stream:
@@ -251,12 +178,12 @@ def _lookup_subjects(args: argparse.Namespace) -> int:
     )
     limit = _limit(args)
     context = parse_context(args.caveat_context)
+    contextual = parse_contextual(args.contextual)
     consistency = parse_consistency(args.consistency)
 
     async def work(client: RebacClient) -> tuple[int, str]:
         count, cursor = 0, ""
-        stream = stream_subjects(
-            client,
+        stream = client.lookup_subjects(
             resource,
             permission,
             subject_type,
@@ -264,6 +191,7 @@ def _lookup_subjects(args: argparse.Namespace) -> int:
             limit=limit,
             cursor=args.cursor,
             context=context,
+            contextual=contextual,
             consistency=consistency,
         )
         async for found in stream:

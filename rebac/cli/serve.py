@@ -17,7 +17,9 @@ def register(subparsers: Any) -> None:
         help="run the gRPC server",
         description=(
             "Serve the rebac gRPC API on 127.0.0.1:50051 (--listen). Datastore: --datastore-uri for "
-            "PostgreSQL, --datastore memory for a throwaway run, otherwise an embedded PostgreSQL "
+            "PostgreSQL (which must be migrated: run `rebac migrate --dsn URI` first, or pass --migrate "
+            "to migrate at start; a database newer than this rebac is refused), --datastore memory for "
+            "a throwaway run, otherwise an embedded PostgreSQL "
             "that rebac starts, migrates and stops, whose data directory is printed and kept across "
             "restarts: --embedded-data-dir, else $REBAC_DATA_DIR, else /var/lib/rebac/postgres when "
             "run as root, else $XDG_DATA_HOME/rebac/postgres (~/.local/share/rebac/postgres). As root "

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
+import grpc
 import pytest
+from grpc import aio
 
-from rebac.errors import InvalidRequestError
+from rebac.client import RebacClient
+from rebac.datastore.memory import MemoryDatastore
+from rebac.errors import InvalidRequestError, LimitExceededError
+from rebac.writes import write_schema
+from rebac_server.app import start_server
 from rebac_server.auth import Scope
 from rebac_server.config import ServerConfig, add_arguments, config_from_args, is_loopback
+from tests.server.server_helpers import SCHEMA
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -127,3 +135,55 @@ class TestConfig:
     def test_is_loopback(self, host, loopback):
         """Only loopback addresses count as safe without keys."""
         assert is_loopback(host) is loopback
+
+
+class TestContextualRelationshipLimit:
+    def test_default_flag_env_and_file(self, tmp_path):
+        """The bound defaults to 100 and comes from the flag, REBAC_MAX_CONTEXTUAL_RELATIONSHIPS or the file."""
+        assert config_from_args(_args(), env={}).max_contextual_relationships == 100
+        flag = _args("--max-contextual-relationships", "3")
+        assert config_from_args(flag, env={}).max_contextual_relationships == 3
+        env = {"REBAC_MAX_CONTEXTUAL_RELATIONSHIPS": "4"}
+        assert config_from_args(_args(), env=env).max_contextual_relationships == 4
+        path = tmp_path / "rebac.toml"
+        path.write_text("max-contextual-relationships = 5\n")
+        assert config_from_args(_args("--config", str(path)), env={}).max_contextual_relationships == 5
+
+    def test_negative_is_refused(self):
+        """A negative bound is an error naming the option."""
+        with pytest.raises(InvalidRequestError, match="max_contextual_relationships"):
+            config_from_args(_args("--max-contextual-relationships", "-1"), env={})
+
+    async def test_one_over_the_bound_is_resource_exhausted_over_grpc(self, tmp_path):
+        """N+1 contextual relationships get RESOURCE_EXHAUSTED and change nothing; N are evaluated."""
+        config = replace(
+            config_from_args(_args("--max-contextual-relationships", "2"), env={}),
+            listen="127.0.0.1:0",
+            audit_log=None,
+        )
+        extra = [f"document:ctx#viewer@user:u{i}" for i in range(3)]
+        async with MemoryDatastore() as ds:
+            await write_schema(ds, SCHEMA)
+            running = await start_server(config, ds)
+            try:
+                async with RebacClient(f"127.0.0.1:{running.port}") as client:
+                    allowed = await client.check("document:ctx", "view", "user:u1", contextual=extra[:2])
+                    assert allowed.allowed
+                    with pytest.raises(LimitExceededError, match="limit of 2") as info:
+                        await client.check("document:ctx", "view", "user:u1", contextual=extra)
+                    cause = info.value.__cause__
+                    assert isinstance(cause, aio.AioRpcError)
+                    assert cause.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+                    alone = await client.check("document:ctx", "view", "user:u1")
+                    assert not alone.allowed
+            finally:
+                await running.stop(0)
+
+
+class TestMigrateOption:
+    def test_off_by_default_and_on_from_flag_or_env(self):
+        """`--migrate` or REBAC_MIGRATE=1 turns migration at start on; it is off otherwise."""
+        assert config_from_args(_args(), env={}).migrate is False
+        assert config_from_args(_args("--migrate"), env={}).migrate is True
+        assert config_from_args(_args(), env={"REBAC_MIGRATE": "1"}).migrate is True
+        assert config_from_args(_args(), env={"REBAC_MIGRATE": "0"}).migrate is False

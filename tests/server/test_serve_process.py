@@ -23,19 +23,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import grpc
 import pytest
 from grpc import aio
 
 from rebac.cli import main as rebac_main
 from rebac.client import RebacClient, SyncRebacClient
+from rebac.datastore.postgres import migrate
 from rebac.errors import (
     AuthenticationError,
     AuthorizationError,
+    DatastoreNotMigratedError,
     RelationshipExistsError,
     UnknownRelationError,
 )
 from rebac.revision import FullyConsistent
+from rebac_server.app import prepare_database
 from tests.server.server_helpers import SCHEMA, fresh_pg_schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -293,6 +297,7 @@ class TestMultiWorker:
             with _serve(
                 "--datastore-uri",
                 dsn,
+                "--migrate",
                 "--workers",
                 "2",
                 "--listen",
@@ -334,6 +339,56 @@ class TestMultiWorker:
                 scraped = await asyncio.to_thread(_scrape, metrics_port)
                 assert 'rebac_datastore_query_duration_seconds_count{worker="0",operation="' in scraped
                 assert 'rebac_datastore_pool_connections{worker="0",state="max"} ' in scraped
+
+
+@pytest.mark.postgres
+class TestMigrationPolicy:
+    """`rebac serve --datastore-uri` serves only a database at exactly the known version."""
+
+    async def _serve_exit(self, dsn: str, capsys: pytest.CaptureFixture[str], *flags: str) -> tuple[int, str]:
+        # In-process: the refusal happens before anything listens, so no subprocess is needed.
+        argv = ["serve", "--datastore-uri", dsn, "--listen", "127.0.0.1:0", "--audit-log", "off", *flags]
+        code = await asyncio.to_thread(rebac_main, argv)
+        return code, capsys.readouterr().err
+
+    async def test_unmigrated_database_is_refused_with_the_way_out(self, pg_server_dsn, capsys):
+        """An empty database: exit 3, one line naming `rebac migrate --dsn` and `--migrate`; nothing created."""
+        async with fresh_pg_schema(pg_server_dsn) as dsn:
+            code, err = await self._serve_exit(dsn, capsys)
+            assert code == 3
+            assert len(err.strip().splitlines()) == 1, err
+            assert "migration version 0" in err
+            assert "rebac migrate --dsn" in err
+            assert "--migrate" in err
+            assert "Traceback" not in err
+            conn = await asyncpg.connect(dsn)
+            try:
+                assert await conn.fetchval("SELECT to_regclass('rebac_migration')") is None
+            finally:
+                await conn.close()
+
+    async def test_newer_database_is_refused_even_with_migrate(self, pg_server_dsn, capsys):
+        """A database migrated past what this rebac knows: exit 3 asking to upgrade rebac."""
+        async with fresh_pg_schema(pg_server_dsn) as dsn:
+            await migrate(dsn)
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute("INSERT INTO rebac_migration (version, name) VALUES (999, 'future')")
+            finally:
+                await conn.close()
+            for flags in ((), ("--migrate",)):
+                code, err = await self._serve_exit(dsn, capsys, *flags)
+                assert code == 3, flags
+                assert "upgrade rebac" in err
+                assert len(err.strip().splitlines()) == 1, err
+
+    async def test_migrate_applies_then_a_plain_start_passes_the_check(self, pg_server_dsn):
+        """`prepare_database(migrate=True)` brings the database to the known version; then no refusal."""
+        async with fresh_pg_schema(pg_server_dsn) as dsn:
+            with pytest.raises(DatastoreNotMigratedError):
+                await prepare_database(dsn, migrate=False)
+            await prepare_database(dsn, migrate=True)
+            await prepare_database(dsn, migrate=False)
 
 
 @pytest.mark.slow

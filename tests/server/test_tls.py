@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import grpc
@@ -13,70 +11,15 @@ from grpc import aio
 from rebac.datastore.memory import MemoryDatastore
 from rebac_server._gen.rebac.v1 import schema_pb2, schema_pb2_grpc
 from tests.server.server_helpers import serve
+from tests.tls_helpers import make_certs, requires_openssl
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("openssl") is None, reason="the openssl CLI is needed to make test certificates"
-)
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+pytestmark = requires_openssl
 
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CA, a server certificate for localhost, and a client certificate, all signed by the CA."""
-    d = tmp_path_factory.mktemp("certs")
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        cwd=d,
-    )
-    (d / "san.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    for name in ("server", "client"):
-        _openssl(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            f"/CN={name}",
-            "-keyout",
-            f"{name}.key",
-            "-out",
-            f"{name}.csr",
-            cwd=d,
-        )
-        _openssl(
-            "x509",
-            "-req",
-            "-in",
-            f"{name}.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "san.cnf",
-            "-out",
-            f"{name}.pem",
-            cwd=d,
-        )
-    return d
+    return make_certs(tmp_path_factory.mktemp("certs"))
 
 
 async def _read_schema(port: int, credentials: grpc.ChannelCredentials) -> str:

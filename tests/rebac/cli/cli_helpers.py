@@ -47,6 +47,15 @@ definition document {
 }
 """
 
+CAVEAT_SCHEMA = (
+    'use expiration\n\ncaveat only_on_tuesday(day string) {\n    day == "tue"\n}\n\n'
+    + SCHEMA.replace(
+        "relation viewer: user | user:* | group#member",
+        "relation viewer: user | user with only_on_tuesday | user with expiration | user:* | group#member",
+    )
+)
+"""SCHEMA plus a caveat and expiring relationships on document#viewer."""
+
 
 def free_port() -> int:
     """A TCP port that was free a moment ago on 127.0.0.1."""
@@ -174,12 +183,12 @@ class Rebac:
 
 
 @contextlib.contextmanager
-def cli_against_server(tmp: Path) -> Iterator[Rebac]:
-    """A server with SCHEMA written, and a `Rebac` runner pointed at it."""
+def cli_against_server(tmp: Path, schema_text: str = SCHEMA) -> Iterator[Rebac]:
+    """A server with `schema_text` (SCHEMA) written, and a `Rebac` runner pointed at it."""
     with serve_memory(tmp) as server:
         rebac = Rebac(server.endpoint, tmp / "contexts.json")
         schema = tmp / "schema.zed"
-        schema.write_text(SCHEMA)
+        schema.write_text(schema_text)
         result = rebac("schema", "write", str(schema))
         assert result.code == 0, result.err
         yield rebac

@@ -9,7 +9,7 @@ import pytest
 from rebac.cli.check import explain_tree
 from rebac.engine.requests import ExpandOperation, ExpandTree
 from rebac.tuples import ObjectRef, SubjectRef
-from tests.rebac.cli.cli_helpers import cli_against_server
+from tests.rebac.cli.cli_helpers import CAVEAT_SCHEMA, cli_against_server
 
 WORLD = [
     "document:c1#viewer@group:eng#member",
@@ -19,12 +19,13 @@ WORLD = [
     "document:c1#banned@user:dan",
     "group:eng#member@user:dan",
     "document:c2#owner@user:erin",
+    "document:c5#viewer@user:tue[only_on_tuesday]",
 ]
 
 
 @pytest.fixture(scope="module")
 def rebac(tmp_path_factory):
-    with cli_against_server(tmp_path_factory.mktemp("check")) as runner:
+    with cli_against_server(tmp_path_factory.mktemp("check"), CAVEAT_SCHEMA) as runner:
         assert runner("rel", "create", *WORLD).code == 0
         yield runner
 
@@ -185,6 +186,85 @@ class TestCheckFile:
     def test_file_and_positionals_together_are_refused(self, rebac):
         """Giving both forms exits 2."""
         assert rebac("check", "document:c1", "view", "user:bob", "--file", "-").code == 2
+
+
+class TestCaveatsAndContextualRelationships:
+    def test_undecided_caveat_prints_caveated_and_exits_1(self, rebac):
+        """Without the caveat's context: `caveated`, exit 1 (fail closed), the missing name on stderr."""
+        result = rebac("check", "document:c5", "view", "user:tue")
+        assert (result.code, result.out) == (1, "caveated\n")
+        assert "day" in result.err
+
+    def test_json_lists_the_missing_context(self, rebac):
+        """`--json` marks the answer conditional, not allowed, and names `day` as missing."""
+        document = json.loads(rebac("check", "document:c5", "view", "user:tue", "--json").out)
+        assert document["result"] == "caveated"
+        assert document["permissionship"] == "conditional"
+        assert document["allowed"] is False
+        assert document["missing_context"] == ["day"]
+
+    def test_context_decides_the_caveat(self, rebac):
+        """`--context` with day=tue grants; day=wed denies; the caveat never grants another user."""
+        assert (
+            rebac("check", "document:c5", "view", "user:tue", "--context", '{"day": "tue"}').out == "true\n"
+        )
+        wrong_day = rebac("check", "document:c5", "view", "user:tue", "--context", '{"day": "wed"}')
+        assert (wrong_day.code, wrong_day.out) == (1, "false\n")
+        other = rebac("check", "document:c5", "view", "user:bob", "--context", '{"day": "tue"}')
+        assert other.out == "false\n"
+
+    def test_file_takes_context_for_every_line(self, rebac):
+        """`check --file` marks caveated lines with what is missing, and `--context` decides them."""
+        stdin = "document:c5 view user:tue\ndocument:c1 view user:bob\n"
+        undecided = rebac("check", "--file", "-", stdin=stdin)
+        assert undecided.code == 1
+        assert undecided.lines[0].split() == ["caveated", "document:c5#view@user:tue", "(missing", "day)"]
+        decided = rebac("check", "--file", "-", "--json", "--context", '{"day": "tue"}', stdin=stdin)
+        assert decided.code == 0, decided.out
+        assert json.loads(decided.out)["summary"] == {"true": 2, "false": 0, "caveated": 0, "error": 0}
+
+    def test_with_counts_for_one_request_only(self, rebac):
+        """`--with` grants for that check alone: before and after it, the subject is denied."""
+        assert rebac("check", "document:c6", "view", "user:zed").code == 1
+        granted = rebac("check", "document:c6", "view", "user:zed", "--with", "document:c6#viewer@user:zed")
+        assert (granted.code, granted.out) == (0, "true\n")
+        assert rebac("check", "document:c6", "view", "user:zed").code == 1
+        assert rebac("rel", "read", "document:c6").lines == []
+
+    def test_with_carries_a_caveat_and_works_with_file(self, rebac):
+        """A caveated `--with` relationship is decided by `--context`, also across `--file` lines."""
+        flags = (
+            "--with",
+            "group:eng#member@user:zed",
+            "--with",
+            "document:c6#viewer@user:amy[only_on_tuesday]",
+        )
+        result = rebac(
+            "check", "--file", "-", "--context", '{"day": "tue"}', *flags,
+            stdin="document:c1 view user:zed\ndocument:c6 view user:amy\ndocument:c6 view user:zed\n",
+        )  # fmt: skip
+        assert [line.split()[0] for line in result.lines] == ["true", "true", "false"]
+
+    def test_malformed_with_names_which_and_where(self, rebac):
+        """A bad `--with` exits 2 naming its position and column; nothing is checked."""
+        result = rebac("check", "document:c6", "view", "user:zed", "--with", "document:c6#viewer@user:a b")
+        assert result.code == 2
+        assert "--with #1, column" in result.err
+        assert result.out == ""
+
+    def test_with_that_the_schema_forbids_is_refused(self, rebac):
+        """A contextual relationship the schema does not allow is an input error, never `true`."""
+        result = rebac("check", "document:c6", "view", "user:zed", "--with", "document:c6#viewer@folder:f1")
+        assert result.code == 2
+        assert result.out == ""
+
+    def test_explain_with_with_is_refused(self, rebac):
+        """`--explain` cannot draw `--with` relationships, so the pair is a usage error."""
+        result = rebac(
+            "check", "document:c6", "view", "user:zed", "--explain", "--with", "document:c6#viewer@user:zed"
+        )
+        assert result.code == 2
+        assert "--explain" in result.err
 
 
 def _leaf(resource: str, relation: str, *subjects: str) -> ExpandTree:

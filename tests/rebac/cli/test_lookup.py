@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.rebac.cli.cli_helpers import cli_against_server
+from tests.rebac.cli.cli_helpers import CAVEAT_SCHEMA, cli_against_server
 
 WORLD = [
     "document:l1#viewer@user:ann",
@@ -16,12 +16,13 @@ WORLD = [
     "document:l3#owner@user:bob",
     "document:l4#viewer@user:*",
     "document:l4#banned@user:carl",
+    "document:l5#viewer@user:tess[only_on_tuesday]",
 ]
 
 
 @pytest.fixture(scope="module")
 def rebac(tmp_path_factory):
-    with cli_against_server(tmp_path_factory.mktemp("lookup")) as runner:
+    with cli_against_server(tmp_path_factory.mktemp("lookup"), CAVEAT_SCHEMA) as runner:
         assert runner("rel", "create", *WORLD).code == 0
         yield runner
 
@@ -120,3 +121,51 @@ class TestLookupSubjects:
     def test_unknown_type(self, rebac):
         """An unknown subject type exits 2."""
         assert rebac("lookup-subjects", "document:l2", "view", "robot").code == 2
+
+
+class TestLookupCaveatsAndContextualRelationships:
+    def test_resources_marks_a_caveated_result(self, rebac):
+        """Without context the caveated document is listed with what is missing; l4 (wildcard) plainly."""
+        result = rebac("lookup-resources", "document", "view", "user:tess")
+        assert result.code == 0, result.err
+        assert sorted(result.lines) == ["l4", "l5  (caveated: missing day)"]
+
+    def test_resources_json_carries_the_permissionship(self, rebac):
+        """`--json` lines say conditional with the missing names, or has_permission."""
+        rows = {
+            r["resource_id"]: r
+            for r in map(
+                json.loads, rebac("lookup-resources", "document", "view", "user:tess", "--json").lines
+            )
+        }
+        assert rows["l5"]["permissionship"] == "conditional"
+        assert rows["l5"]["missing_context"] == ["day"]
+        assert rows["l4"]["permissionship"] == "has_permission"
+
+    def test_resources_context_decides(self, rebac):
+        """day=tue makes l5 a plain result; day=wed drops it."""
+        tue = rebac("lookup-resources", "document", "view", "user:tess", "--context", '{"day": "tue"}')
+        assert sorted(tue.lines) == ["l4", "l5"]
+        wed = rebac("lookup-resources", "document", "view", "user:tess", "--context", '{"day": "wed"}')
+        assert wed.lines == ["l4"]
+
+    def test_subjects_marks_and_context_decides(self, rebac):
+        """lookup-subjects shows tess as caveated, and plainly once the context says tuesday."""
+        assert rebac("lookup-subjects", "document:l5", "view", "user").lines == [
+            "tess  (caveated: missing day)"
+        ]
+        decided = rebac("lookup-subjects", "document:l5", "view", "user", "--context", '{"day": "tue"}')
+        assert decided.lines == ["tess"]
+
+    def test_with_adds_results_for_one_request(self, rebac):
+        """`--with` makes l9 visible to nina (and nina to l9) for that request only."""
+        extra = ("--with", "document:l9#viewer@user:nina")
+        assert rebac("lookup-resources", "document", "view", "user:nina", *extra).lines == ["l4", "l9"]
+        assert rebac("lookup-resources", "document", "view", "user:nina").lines == ["l4"]
+        assert rebac("lookup-subjects", "document:l9", "view", "user", *extra).lines == ["nina"]
+
+    def test_malformed_with_is_an_input_error(self, rebac):
+        """A malformed `--with` exits 2 naming it, before any request."""
+        result = rebac("lookup-subjects", "document:l9", "view", "user", "--with", "document:l9#viewer")
+        assert result.code == 2
+        assert "--with #1" in result.err

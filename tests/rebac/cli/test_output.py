@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import shutil
 import subprocess
 
 import pytest
 
-from rebac.cli import build_parser
+from rebac.cli import build_parser, main
 from rebac.cli.completion import command_specs, render_bash, render_fish, render_zsh
 from rebac.cli.output import Palette, TreeNode, palette_for, permissionship_word, render_table, render_tree
 from rebac.engine.requests import Permissionship
@@ -64,50 +65,71 @@ class TestCompletion:
         assert "__fish_seen_subcommand_from rel" in render_fish(specs)
 
     @pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
-    def test_bash_script_completes_subcommands(self):
+    def test_bash_script_completes_subcommands(self, capsys):
         """Sourced into bash, `rebac rel cr<TAB>` completes to `create`."""
-        script = subprocess.run(
-            [REBAC_BIN, "completion", "bash"], capture_output=True, text=True, check=True
-        ).stdout
+        assert main(["completion", "bash"]) == 0
+        script = capsys.readouterr().out
         probe = script + '\nCOMP_WORDS=(rebac rel cr); COMP_CWORD=2; _rebac; echo "${COMPREPLY[@]}"\n'
         done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
         assert done.stdout.split() == ["create"]
 
-    def test_unknown_shell_is_a_usage_error(self):
-        """`rebac completion tcsh` exits 2."""
-        done = subprocess.run([REBAC_BIN, "completion", "tcsh"], capture_output=True, text=True, check=False)
-        assert done.returncode == 2
+    def test_unknown_shell_is_a_usage_error(self, capsys):
+        """`rebac completion tcsh` exits 2 naming the choices."""
+        with pytest.raises(SystemExit) as info:
+            main(["completion", "tcsh"])
+        assert info.value.code == 2
+        assert "bash" in capsys.readouterr().err
+
+
+def _subparser(parser: argparse.ArgumentParser, *path: str) -> argparse.ArgumentParser:
+    """The parser of `rebac PATH...` (e.g. ``("rel", "create")``)."""
+    for name in path:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        assert actions, f"{name}: no sub-commands under {parser.prog}"
+        parser = actions[0].choices[name]
+    return parser
 
 
 class TestHelp:
-    def test_every_command_has_an_example(self):
-        """Every client command's --help shows an `example` section."""
-        for command in (
-            ["rel", "create"],
-            ["rel", "delete"],
-            ["rel", "read"],
-            ["rel", "touch"],
-            ["check"],
-            ["expand"],
-            ["lookup-resources"],
-            ["lookup-subjects"],
-            ["import"],
-            ["export"],
-            ["context"],
-            ["context", "set"],
-            ["completion"],
-            ["schema", "write"],
-            ["schema", "read"],
-            ["schema", "diff"],
-        ):
-            done = subprocess.run(
-                [REBAC_BIN, *command, "--help"], capture_output=True, text=True, check=False
-            )
-            assert done.returncode == 0, command
-            assert "example" in done.stdout, command
+    @pytest.mark.parametrize(
+        "command",
+        [
+            ("rel", "create"),
+            ("rel", "delete"),
+            ("rel", "read"),
+            ("rel", "touch"),
+            ("check",),
+            ("expand",),
+            ("lookup-resources",),
+            ("lookup-subjects",),
+            ("import",),
+            ("export",),
+            ("context",),
+            ("context", "set"),
+            ("completion",),
+            ("schema", "write"),
+            ("schema", "read"),
+            ("schema", "diff"),
+        ],
+        ids=" ".join,
+    )
+    def test_every_command_has_an_example(self, command):
+        """Every client command's help (the text `--help` prints) shows an `example` section."""
+        help_text = _subparser(build_parser(), *command).format_help()
+        assert "example" in help_text
+
+    def test_caveat_flags_are_documented(self):
+        """check and both lookups offer --context and --with, each with an example."""
+        parser = build_parser()
+        for command in ("check", "lookup-resources", "lookup-subjects"):
+            help_text = _subparser(parser, command).format_help()
+            assert "--context JSON" in help_text, command
+            assert "--with REL" in help_text, command
+            assert "--with " in help_text.split("example", 1)[1], command
 
     def test_top_level_help_documents_exit_codes(self):
-        """`rebac --help` lists the exit codes."""
+        """The real `rebac --help` exits 0 and lists the exit codes."""
         done = subprocess.run([REBAC_BIN, "--help"], capture_output=True, text=True, check=False)
+        assert done.returncode == 0
         assert "exit codes" in done.stdout.lower()
         assert "3" in done.stdout

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from tests.rebac.cli.cli_helpers import READER_KEY, cli_against_server
+from tests.rebac.cli.cli_helpers import CAVEAT_SCHEMA, READER_KEY, cli_against_server
 
 
 @pytest.fixture(scope="module")
 def rebac(tmp_path_factory):
-    with cli_against_server(tmp_path_factory.mktemp("rel")) as runner:
+    with cli_against_server(tmp_path_factory.mktemp("rel"), CAVEAT_SCHEMA) as runner:
         yield runner
 
 
@@ -195,3 +195,43 @@ class TestRelRead:
         result = rebac("rel", "read", "document:r5", "--consistency", "sometimes")
         assert result.code == 2
         assert "full, min, token:TOKEN or exact:TOKEN" in result.err
+
+
+CAVEATED = 'document:cv1#viewer@user:cv_tue[only_on_tuesday:{"day":"tue"}]'
+EXPIRING = "document:cv1#viewer@user:cv_exp[expiration:2030-01-01T00:00:00Z]"
+
+
+class TestRelCaveatsAndExpiration:
+    def test_caveat_and_expiration_round_trip_through_read_and_export(self, rebac):
+        """Suffixes given to `rel create` come back unchanged from `rel read`, `--json` and `export`."""
+        assert rebac("rel", "create", CAVEATED, EXPIRING).code == 0
+        assert rebac("rel", "read", "document:cv1").lines == [EXPIRING, CAVEATED]  # in key order
+        rows = [json.loads(line) for line in rebac("rel", "read", "document:cv1", "--json").lines]
+        assert rows[0]["expiration"] == "2030-01-01T00:00:00Z"
+        assert rows[1]["caveat"] == {"name": "only_on_tuesday", "context": {"day": "tue"}}
+        exported = rebac("export").lines
+        assert CAVEATED in exported
+        assert EXPIRING in exported
+
+    def test_touch_replaces_the_caveat_context(self, rebac):
+        """Touching the same tuple with new caveat context stores the new context only."""
+        first = 'document:cv2#viewer@user:cv_t[only_on_tuesday:{"day":"tue"}]'
+        second = 'document:cv2#viewer@user:cv_t[only_on_tuesday:{"day":"wed"}]'
+        assert rebac("rel", "touch", first).code == 0
+        assert rebac("rel", "touch", second).code == 0
+        assert rebac("rel", "read", "document:cv2").lines == [second]
+
+    def test_unknown_caveat_is_refused_and_nothing_is_written(self, rebac):
+        """A caveat the schema does not declare fails the whole write, naming the caveat."""
+        result = rebac(
+            "rel", "create", "document:cv3#viewer@user:cv_a", "document:cv3#viewer@user:cv_b[no_such_caveat]"
+        )
+        assert result.code == 2
+        assert "no_such_caveat" in result.err
+        assert rebac("rel", "read", "document:cv3").lines == []
+
+    def test_malformed_suffix_names_the_column(self, rebac):
+        """Broken caveat JSON is an input error with the argument and column."""
+        result = rebac("rel", "create", 'document:cv4#viewer@user:cv_a[only_on_tuesday:{"day":]')
+        assert result.code == 2
+        assert "argument 1, column" in result.err

@@ -46,6 +46,8 @@ class TestSchemaCli:
         """Imports are read relative to the schema file."""
         (tmp_path / "sub").mkdir()
         write(tmp_path, "definition user {}\n", "sub/user.zed")
-        path = write(tmp_path, 'use import\nimport "sub/user.zed"\ndefinition doc {\n relation viewer: user\n}\n')
+        path = write(
+            tmp_path, 'use import\nimport "sub/user.zed"\ndefinition doc {\n relation viewer: user\n}\n'
+        )
         assert main(["schema", "format", path]) == 0
         assert "definition user" in capsys.readouterr().out

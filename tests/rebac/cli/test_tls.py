@@ -2,80 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
-
 import pytest
 
 from tests.rebac.cli.cli_helpers import ADMIN_KEY, Rebac, serve_memory
+from tests.tls_helpers import make_certs, requires_openssl
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("openssl") is None, reason="the openssl CLI is needed to make test certificates"
-)
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def _make_certs(d: Path) -> None:
-    """A CA plus server (localhost, 127.0.0.1) and client certificates signed by it."""
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        cwd=d,
-    )
-    (d / "san.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    for name in ("server", "client"):
-        _openssl(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            f"/CN={name}",
-            "-keyout",
-            f"{name}.key",
-            "-out",
-            f"{name}.csr",
-            cwd=d,
-        )
-        _openssl(
-            "x509",
-            "-req",
-            "-in",
-            f"{name}.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "san.cnf",
-            "-out",
-            f"{name}.pem",
-            cwd=d,
-        )
+pytestmark = requires_openssl
 
 
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tls")
-    _make_certs(d)
+    d = make_certs(tmp_path_factory.mktemp("tls"))
     flags = (
         "--tls-cert",
         str(d / "server.pem"),
