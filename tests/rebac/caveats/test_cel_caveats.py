@@ -6,7 +6,6 @@ import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +19,9 @@ from rebac.errors import (
     SourcePosition,
 )
 from rebac.schema.definitions import CaveatDefinition, CaveatParameter
+from tests.conformance_paths import CASES_FILE
 
-CONFORMANCE = Path("/work/shared/conformance/cases.jsonl")
+CONFORMANCE = CASES_FILE
 
 
 def caveat(expression: str, **params: str) -> CaveatDefinition:

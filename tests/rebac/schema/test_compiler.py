@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import pytest
 
@@ -14,9 +13,10 @@ from rebac.schema.definitions import (
     TupleToUserset,
     Union,
 )
+from tests.conformance_paths import CASES_FILE, PARSER_CASES_FILE
 
-CASES = Path("/work/shared/conformance/cases.jsonl")
-PARSER_CASES = Path("/work/shared/conformance/parser_cases.jsonl")
+CASES = CASES_FILE
+PARSER_CASES = PARSER_CASES_FILE
 _CASES = [json.loads(line) for line in CASES.read_text().splitlines()] if CASES.exists() else []
 LOADABLE = [c for c in _CASES if not c.get("expect_load_error")]
 IMPORTS = [json.loads(line) for line in PARSER_CASES.read_text().splitlines() if '"import_compile"' in line] if PARSER_CASES.exists() else []

@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -7,8 +6,9 @@ from hypothesis import strategies as st
 
 from rebac.errors import SchemaError
 from rebac.schema import compile_schema, generate_schema
+from tests.conformance_paths import CASES_FILE
 
-CASES = Path("/work/shared/conformance/cases.jsonl")
+CASES = CASES_FILE
 _CASES = [json.loads(line) for line in CASES.read_text().splitlines()] if CASES.exists() else []
 
 NAMES = ["rel_a", "rel_b", "rel_c", "rel_d"]

@@ -1,13 +1,13 @@
 import json
-from pathlib import Path
 
 import pytest
 
 from rebac.errors import SchemaParseError, SourcePosition
 from rebac.schema import ast
 from rebac.schema.parser import MAX_NESTING_DEPTH, parse
+from tests.conformance_paths import PARSER_CASES_FILE
 
-CASES = Path("/work/shared/conformance/parser_cases.jsonl")
+CASES = PARSER_CASES_FILE
 _ALL = [json.loads(line) for line in CASES.read_text().splitlines()] if CASES.exists() else []
 SPICEDB_PARSE = [c for c in _ALL if c["schema_language"] == "spicedb" and c["kind"] == "parse"]
 
