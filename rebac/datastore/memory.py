@@ -22,6 +22,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Self
 
 from rebac.datastore.filters import RelationshipFilter
+from rebac.datastore.graph import (
+    subject_set_closure_by_queries,
+    subject_set_height_by_queries,
+    walk_relations_by_queries,
+)
 from rebac.datastore.protocol import RevisionChanges, TxFn
 from rebac.errors import (
     BugError,
@@ -439,6 +444,46 @@ class MemoryReader:
         for relationship in self._matching(filter, limit, after):
             yield relationship
 
+    async def walk_relations(
+        self,
+        resource_type: str,
+        resource_ids: Sequence[str],
+        *,
+        follow: Sequence[str],
+        relations: Sequence[str],
+        max_rows: int,
+    ) -> list[Relationship] | None:
+        """See `rebac.datastore.protocol.GraphReader.walk_relations` (reference semantics)."""
+        return await walk_relations_by_queries(
+            self, resource_type, resource_ids, follow=follow, relations=relations, max_rows=max_rows
+        )
+
+    async def subject_set_closure(
+        self,
+        resource_type: str,
+        relation: str,
+        subject_type: str,
+        subject_id: str,
+        *,
+        max_rows: int,
+    ) -> list[Relationship] | None:
+        """See `rebac.datastore.protocol.GraphReader.subject_set_closure` (reference semantics)."""
+        return await subject_set_closure_by_queries(
+            self, resource_type, relation, subject_type, subject_id, max_rows=max_rows
+        )
+
+    async def subject_set_height(
+        self,
+        resource_type: str,
+        relation: str,
+        resource_ids: Sequence[str],
+        *,
+        max_height: int,
+    ) -> int:
+        """See `rebac.datastore.protocol.GraphReader.subject_set_height` (reference semantics)."""
+        return await subject_set_height_by_queries(
+            self, resource_type, relation, resource_ids, max_height=max_height
+        )
 
 class MemoryTransaction(MemoryReader):
     """A transaction of a MemoryDatastore: its start snapshot plus buffered writes.

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias
+from typing import Protocol, TypeAlias, runtime_checkable
 
 from rebac.datastore.filters import RelationshipFilter
 from rebac.revision import Revision
 from rebac.schema.definitions import CompiledSchema
 from rebac.tuples import Relationship, RelationshipUpdate
 
-__all__ = ["Datastore", "Reader", "RevisionChanges", "Transaction", "TxFn"]
+__all__ = ["Datastore", "GraphReader", "Reader", "RevisionChanges", "Transaction", "TxFn"]
 
 
 class Reader(Protocol):
@@ -70,6 +70,69 @@ class Reader(Protocol):
         """Like `query_relationships`, planned for a filter whose `subject` is set.
 
         BugError if `filter.subject` is None.
+        """
+        ...
+
+
+@runtime_checkable
+class GraphReader(Reader, Protocol):
+    """**Protocol (optional capability):** graph walks answered in one round trip.
+
+    A reader may offer these so the engine can fetch a whole parent chain or a subject's
+    nested-group closure at once (recursive SQL on Postgres); the engine falls back to
+    plain queries for readers without them. `rebac.datastore.graph` holds the reference
+    semantics (built on `query_relationships`). Both return live rows only, each once, in
+    key order, or None when more than `max_rows` rows would be returned (the caller then
+    walks step by step).
+    """
+
+    async def walk_relations(
+        self,
+        resource_type: str,
+        resource_ids: Sequence[str],
+        *,
+        follow: Sequence[str],
+        relations: Sequence[str],
+        max_rows: int,
+    ) -> list[Relationship] | None:
+        """Every relationship with a relation in `relations` on every reached object.
+
+        Reached objects: ``resource_type:resource_ids``, and transitively the subject
+        objects (any type; subject relation ignored; wildcards not followed) of the
+        relationships with a relation in `follow` on reached objects.
+        """
+        ...
+
+    async def subject_set_closure(
+        self,
+        resource_type: str,
+        relation: str,
+        subject_type: str,
+        subject_id: str,
+        *,
+        max_rows: int,
+    ) -> list[Relationship] | None:
+        """The relationships of `resource_type#relation` that lead up from a plain subject.
+
+        Those whose subject is ``subject_type:subject_id`` or ``subject_type:*`` (no
+        subject relation), and transitively those whose subject is
+        ``resource_type:X#relation`` for an X that is the resource of one already included.
+        """
+        ...
+
+    async def subject_set_height(
+        self,
+        resource_type: str,
+        relation: str,
+        resource_ids: Sequence[str],
+        *,
+        max_height: int,
+    ) -> int:
+        """The most subject-set rows chained down from `resource_ids`, at most `max_height`.
+
+        A chain is ``T:a#r@T:b#r``, ``T:b#r@T:c#r``, ... (T, r = `resource_type`,
+        `relation`) starting at one of `resource_ids`; a cycle counts as reaching
+        `max_height`. 0 when no id has a subject-set row.
         """
         ...
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from rebac.datastore.protocol import Reader
+from rebac.datastore.protocol import GraphReader, Reader
 from rebac.engine.caching import CachingDispatcher
 from rebac.engine.caveats import CaveatEvaluator, CaveatVerdict, evaluate_condition
 from rebac.engine.check import Checker
+from rebac.engine.closure import ClosureCache, ClosureResolver, is_closure_node
 from rebac.engine.contextual import ContextualReader
 from rebac.engine.cursor import decode_cursor, encode_cursor
 from rebac.engine.dispatch import DispatchCheckRequest, LocalDispatcher, RequestScope
@@ -25,6 +27,7 @@ from rebac.engine.expand import expand_tree
 from rebac.engine.lookup_resources import resource_candidates
 from rebac.engine.lookup_subjects import subject_candidates
 from rebac.engine.membership import Condition, MembershipSet
+from rebac.engine.prefetch import PrefetchStore, WalkPlan, walk_plan
 from rebac.engine.reachability import Reachability
 from rebac.engine.requests import (
     CheckRequest,
@@ -48,6 +51,18 @@ from rebac.schema.typesystem import TypeSystem
 from rebac.tuples import ObjectRef, Relationship, SubjectRef
 
 __all__ = ["CaveatEvaluator", "CaveatVerdict", "Engine", "EngineStats"]
+
+_PREFETCH_BASE_ROWS = 2_000
+_PREFETCH_ROWS_PER_ID = 50
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The up-front reads of a root question: an arrow walk and the closures it may use."""
+
+    walk: WalkPlan | None
+    closure_nodes: tuple[tuple[str, str], ...]
+
 
 _NO = CheckResult(Permissionship.NO_PERMISSION)
 _YES = CheckResult(Permissionship.HAS_PERMISSION)
@@ -94,6 +109,8 @@ class Engine:
         self._cache = CachingDispatcher(SingleflightDispatcher(local), max_entries=cache_size)
         local.head = self._cache
         self._reachability: tuple[CompiledSchema, Reachability] | None = None
+        self._closures = ClosureCache(cache_size)
+        self._plans: tuple[CompiledSchema, dict[tuple[str, str, str], _Plan]] | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -114,6 +131,9 @@ class Engine:
         schema = await reader.read_schema()
         if contextual:
             self._validate_contextual(schema, contextual)
+        # The fast paths need one-round-trip graph walks; contextual relationships are not
+        # in the datastore, so a request carrying them always walks step by step.
+        fast = not contextual and isinstance(reader, GraphReader)
         return RequestScope(
             reader=ContextualReader(reader, contextual) if contextual else reader,
             schema=schema,
@@ -124,7 +144,69 @@ class Engine:
             query_limit=asyncio.Semaphore(self.concurrency_limit),
             # Contextual relationships exist for this request only: keep its answers private.
             cache_namespace=object() if contextual else None,
+            prefetch=PrefetchStore() if fast else None,
+            closures=ClosureResolver(reader, schema, self._closures, self.stats)
+            if fast and isinstance(reader, GraphReader)
+            else None,
         )
+
+    def _plan(self, scope: RequestScope, resource_type: str, permission: str, subject_type: str) -> _Plan:
+        """What to fetch up front for this root question (memoized per schema)."""
+        schema = scope.schema
+        if self._plans is None or self._plans[0] is not schema:
+            self._plans = (schema, {})
+        plans = self._plans[1]
+        key = (resource_type, permission, subject_type)
+        plan = plans.get(key)
+        if plan is None:
+            closure_nodes = tuple(
+                node
+                for node in sorted(scope.reachability.reachable((resource_type, permission)))
+                if is_closure_node(schema, node[0], node[1], subject_type)
+            )
+            plan = _Plan(walk_plan(schema, scope.reachability, resource_type, permission), closure_nodes)
+            plans[key] = plan
+        return plan
+
+    async def _warm(self, scope: RequestScope, request: DispatchCheckRequest) -> None:
+        """Run the fast paths' reads for a root request concurrently, in one round trip.
+
+        The parent chains of all requested ids (`prefetch.py`) and the subject's
+        nested-group closures (`closure.py`); skipped when the answer is already cached.
+        """
+        store, closures = scope.prefetch, scope.closures
+        if store is None or closures is None or self._cache.peek(request):
+            return
+        subject = request.subject
+        if not scope.reachability.can_reach(request.resource_type, request.relation, subject):
+            return  # the schema rules the subject out: the checker answers without I/O
+        plan = self._plan(scope, request.resource_type, request.relation, subject.type)
+        jobs: list[Awaitable[object]] = []
+        if plan.walk is not None:
+            jobs.append(self._prefetch(scope, store, request.resource_type, request.resource_ids, plan.walk))
+        if subject.relation is None:
+            jobs.extend(closures.get(t, r, subject) for t, r in plan.closure_nodes)
+        if jobs:
+            await asyncio.gather(*jobs)
+
+    @staticmethod
+    async def _prefetch(
+        scope: RequestScope, store: PrefetchStore, resource_type: str, ids: Sequence[str], walk: WalkPlan
+    ) -> None:
+        reader = scope.reader
+        if not isinstance(reader, GraphReader):
+            return
+        scope.stats.datastore_queries += 1
+        scope.stats.prefetches += 1
+        rows = await reader.walk_relations(
+            resource_type,
+            ids,
+            follow=walk.follow,
+            relations=walk.relations,
+            max_rows=_PREFETCH_BASE_ROWS + _PREFETCH_ROWS_PER_ID * len(ids),
+        )
+        if rows is not None:  # too many rows: the checker reads step by step instead
+            store.add(resource_type, ids, walk, rows)
 
     def _validate_contextual(self, schema: CompiledSchema, contextual: Sequence[Relationship]) -> None:
         """LimitExceededError over the bound; the schema's errors for one it does not allow."""
@@ -171,6 +253,7 @@ class Engine:
         )
         if not request.resource_ids:
             return MembershipSet()
+        await self._warm(scope, request)
         return (await self._cache.dispatch_check(request)).members
 
     def _result(

@@ -38,6 +38,17 @@ class CachingDispatcher:
         """Forget every stored answer."""
         self._entries.clear()
 
+    def peek(self, request: DispatchCheckRequest) -> bool:
+        """True if a stored answer would serve `request` now (nothing is counted or moved)."""
+        if self._max_entries <= 0 or request.scope.cache_namespace is not None:
+            return False
+        hit = self._entries.get(check_key(request))
+        return (
+            hit is not None
+            and request.depth_remaining >= hit.depth_required
+            and hit.valid_at(request.scope.now)
+        )
+
     async def dispatch_check(self, request: DispatchCheckRequest) -> DispatchCheckResponse:
         """A sufficient stored answer, or the delegate's (stored when safe)."""
         stats = request.scope.stats

@@ -136,10 +136,38 @@ class _Evaluation:
         if not ids or not self.scope.reachability.can_reach(req.resource_type, req.relation, subject):
             return self._response(found)  # nothing left, or the schema rules it out: no I/O
         if isinstance(member, Relation):
-            result = await self._direct(req.relation, ids)
+            closed = await self._from_closure(ids)
+            result = closed if closed is not None else await self._direct(req.relation, ids)
         else:
             result = await self._rewrite(member.rewrite, ids)
         return self._response(found.union_with(result))
+
+    async def _from_closure(self, ids: tuple[str, ...]) -> MembershipSet | None:
+        """The members among `ids` from the subject's nested-group closure, when usable.
+
+        None (walk instead) without a closure, or when a member sits deeper than the depth
+        left, so the walk raises MaxDepthExceededError exactly as it would have.
+        """
+        closures = self.scope.closures
+        if closures is None:
+            return None
+        req = self.request
+        closure = await closures.get(req.resource_type, req.relation, req.subject)
+        if closure is None:
+            return None
+        levels = closure.levels
+        members = [rid for rid in ids if rid in levels]
+        deepest = max((levels[rid] for rid in members), default=0)
+        if deepest >= req.depth_remaining:
+            return None
+        if len(members) < len(ids):
+            # The walk would explore every chain below a non-member (and raise if one is too
+            # deep for the depth left): answer "no" only where the walk would have.
+            cap = req.depth_remaining
+            if await closures.height(req.resource_type, req.relation, ids, cap) >= cap:
+                return None
+        self.meta.depth_required = max(self.meta.depth_required, deepest + 1)
+        return MembershipSet.of(*members)
 
     # ----------------------------------------------------------------- the rewrite tree
 
@@ -196,11 +224,20 @@ class _Evaluation:
             result = result.union_with(value)
             return result.all_determined(ids)
 
-        if await _run_until(thunks, accept):
+        if await _run_until(thunks, accept, sequential=self._in_memory()):
             return result
         if errors:
             raise errors[0]
         return result
+
+    def _in_memory(self) -> bool:
+        """True when this request's reads were prefetched.
+
+        Branches then run one after another: no task per branch, and a union stops
+        before evaluating the rest.
+        """
+        store = self.scope.prefetch
+        return store is not None and len(store) > 0
 
     async def _intersection(self, thunks: Sequence[Callable[[], Awaitable[MembershipSet]]]) -> MembershipSet:
         """AND of the branches; stops at the first branch that leaves no members."""
@@ -215,7 +252,7 @@ class _Evaluation:
             result = value if result is None else result.intersect_with(value)
             return not result
 
-        if await _run_until(thunks, accept):
+        if await _run_until(thunks, accept, sequential=self._in_memory()):
             return EMPTY
         if errors:
             raise errors[0]
@@ -241,9 +278,20 @@ class _Evaluation:
         filter_ = RelationshipFilter(
             resource_type=self.request.resource_type, resource_ids=tuple(ids), relation=relation
         )
-        async with scope.query_limit:
-            scope.stats.datastore_queries += 1
-            rows = [r async for r in scope.reader.query_relationships(filter_)]
+        store = scope.prefetch
+        if store is None:
+            missing: Sequence[str] = ids
+            rows: list[Relationship] = []
+        else:
+            rows, missing = store.take(self.request.resource_type, relation, ids)
+        if missing:
+            if len(missing) < len(ids):
+                filter_ = RelationshipFilter(
+                    resource_type=self.request.resource_type, resource_ids=tuple(missing), relation=relation
+                )
+            async with scope.query_limit:
+                scope.stats.datastore_queries += 1
+                rows.extend([r async for r in scope.reader.query_relationships(filter_)])
         live: list[Relationship] = []
         for row in rows:
             if row.expiration is None:
@@ -409,24 +457,29 @@ def _or_condition(found: dict[str, Condition], rid: str, cond: Condition) -> Con
     return MembershipSet({rid: found[rid]}).union_with({rid: cond})[rid]
 
 
-async def _run_until(
+async def _run_until(  # noqa: C901 - two strategies of one loop, kept side by side
     thunks: Sequence[Callable[[], Awaitable[MembershipSet]]],
     accept: Callable[[MembershipSet | RebacError], bool],
+    *,
+    sequential: bool = False,
 ) -> bool:
-    """Run `thunks` concurrently, feeding each outcome to `accept` as it arrives.
+    """Run `thunks` (concurrently unless `sequential`), feeding each outcome to `accept`.
 
-    Returns True (and cancels the rest) as soon as `accept` returns True; False once all
-    have finished. RebacErrors are passed to `accept`, never raised here; anything else
-    (a bug, cancellation) propagates.
+    Returns True (and cancels or skips the rest) as soon as `accept` returns True; False
+    once all have finished. RebacErrors are passed to `accept`, never raised here; anything
+    else (a bug, cancellation) propagates.
     """
     if not thunks:
         return False
-    if len(thunks) == 1:
-        try:
-            value: MembershipSet | RebacError = await thunks[0]()
-        except RebacError as err:
-            value = err
-        return accept(value)
+    if len(thunks) == 1 or sequential:
+        for thunk in thunks:
+            try:
+                value: MembershipSet | RebacError = await thunk()
+            except RebacError as err:
+                value = err
+            if accept(value):
+                return True
+        return False
 
     class _Stop(Exception):  # noqa: N818 - internal control flow, not an error
         pass

@@ -28,6 +28,8 @@ from rebac.tuples import SubjectRef
 
 if TYPE_CHECKING:
     from rebac.engine.check import Checker
+    from rebac.engine.closure import ClosureResolver
+    from rebac.engine.prefetch import PrefetchStore
     from rebac.engine.reachability import Reachability
 
 __all__ = [
@@ -49,7 +51,9 @@ class RequestScope:
 
     `cache_namespace` is None when results may be shared with other requests at the same
     revision; a request with contextual relationships gets a private namespace object so
-    its results never leak into the shared cache.
+    its results never leak into the shared cache. `prefetch` and `closures` are the fast
+    paths (`prefetch.py`, `closure.py`), None when the reader cannot walk the graph in one
+    round trip (or carries contextual relationships).
     """
 
     reader: Reader
@@ -60,6 +64,8 @@ class RequestScope:
     stats: EngineStats
     query_limit: asyncio.Semaphore
     cache_namespace: object | None = None
+    prefetch: PrefetchStore | None = None
+    closures: ClosureResolver | None = None
 
     @property
     def revision(self) -> Revision:

@@ -62,6 +62,9 @@ class Reachability:
         self._terminals: dict[Node, set[str]] = {}
         # Subject sets (type, relation) allowed directly under a relation.
         self._subject_sets: dict[Node, set[Node]] = {}
+        # Memo of can_reach by (type, relation, subject type, subject relation): the hot path.
+        self._can_reach: dict[tuple[str, str, str, str | None], bool] = {}
+        self._recursive: dict[Node, bool] = {}
         for definition in schema.definitions:
             for member in definition.members:
                 node = (definition.name, member.name)
@@ -115,13 +118,24 @@ class Reachability:
 
     def is_recursive(self, node: Node) -> bool:
         """True if `node` can reach itself through at least one edge (data cycles possible)."""
-        return any(node in self.reachable(nxt) for nxt in self._edges.get(node, ()))
+        known = self._recursive.get(node)
+        if known is None:
+            known = any(node in self.reachable(nxt) for nxt in self._edges.get(node, ()))
+            self._recursive[node] = known
+        return known
 
     def can_reach(self, resource_type: str, relation: str, subject: SubjectRef) -> bool:
         """False only if no relationships could ever make `subject` a member of T#relation.
 
         Unknown nodes answer True so that the evaluator, not the pruner, reports them.
         """
+        key = (resource_type, relation, subject.type, subject.relation)
+        known = self._can_reach.get(key)
+        if known is None:
+            known = self._can_reach[key] = self._compute_can_reach(resource_type, relation, subject)
+        return known
+
+    def _compute_can_reach(self, resource_type: str, relation: str, subject: SubjectRef) -> bool:
         node = (resource_type, relation)
         if node not in self._edges:
             return True

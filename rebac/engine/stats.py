@@ -13,7 +13,9 @@ class EngineStats:
 
     `datastore_queries` counts reader calls (one per batched query, however many ids);
     `dispatches` counts sub-problems evaluated locally (not answered by cache or
-    de-duplication).
+    de-duplication); `prefetches` counts one-round-trip walks along arrows (`prefetch.py`);
+    `closure_loads`/`closure_hits` count nested-group closures read / reused from the
+    per-revision cache (`closure.py`). Prefetches and closure loads are datastore queries too.
     """
 
     datastore_queries: int = 0
@@ -21,6 +23,9 @@ class EngineStats:
     cache_hits: int = 0
     cache_misses: int = 0
     deduplicated: int = 0
+    prefetches: int = 0
+    closure_loads: int = 0
+    closure_hits: int = 0
 
     def snapshot(self) -> EngineStats:
         """A frozen-in-time copy."""
@@ -34,4 +39,7 @@ class EngineStats:
             cache_hits=self.cache_hits - earlier.cache_hits,
             cache_misses=self.cache_misses - earlier.cache_misses,
             deduplicated=self.deduplicated - earlier.deduplicated,
+            prefetches=self.prefetches - earlier.prefetches,
+            closure_loads=self.closure_loads - earlier.closure_loads,
+            closure_hits=self.closure_hits - earlier.closure_hits,
         )

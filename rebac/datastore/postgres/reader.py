@@ -42,6 +42,58 @@ LIVE_AT = (
 )
 """SQL predicate: the row is live at the snapshot given as parameter $1."""
 
+_R_COLUMNS = ", ".join(f"r.{c.strip()}" for c in _COLUMNS.split(","))
+_R_LIVE = LIVE_AT.replace("created_xid", "r.created_xid").replace("deleted_xid", "r.deleted_xid")
+
+WALK_SQL = f"""
+WITH RECURSIVE reached(t, id) AS (
+    SELECT $2::text COLLATE "C", unnest($3::text[]) COLLATE "C"
+  UNION
+    SELECT r.subject_type, r.subject_id FROM reached
+    JOIN rebac_relationship r ON r.resource_type = reached.t AND r.resource_id = reached.id
+    WHERE r.relation = ANY($4::text[]) AND r.subject_id <> '*' AND {_R_LIVE}
+)
+SELECT {_R_COLUMNS} FROM reached
+JOIN rebac_relationship r ON r.resource_type = reached.t AND r.resource_id = reached.id
+WHERE r.relation = ANY($5::text[]) AND {_R_LIVE}
+LIMIT $6
+"""  # noqa: S608 - column names are constants; every value is a $n parameter
+"""`GraphReader.walk_relations` in one statement: $2 type, $3 ids, $4 follow, $5 relations."""
+
+CLOSURE_SQL = f"""
+WITH RECURSIVE up(id) AS (
+    SELECT r.resource_id FROM rebac_relationship r
+    WHERE r.subject_type = $4 AND r.subject_id = ANY(ARRAY[$5, '*']) AND r.subject_relation = ''
+      AND r.resource_type = $2 AND r.relation = $3 AND {_R_LIVE}
+  UNION
+    SELECT r.resource_id FROM up
+    JOIN rebac_relationship r ON r.subject_type = $2 AND r.subject_id = up.id AND r.subject_relation = $3
+    WHERE r.resource_type = $2 AND r.relation = $3 AND {_R_LIVE}
+)
+(SELECT {_R_COLUMNS} FROM rebac_relationship r
+ WHERE r.subject_type = $4 AND r.subject_id = ANY(ARRAY[$5, '*']) AND r.subject_relation = ''
+   AND r.resource_type = $2 AND r.relation = $3 AND {_R_LIVE}
+ UNION ALL
+ SELECT {_R_COLUMNS} FROM up
+ JOIN rebac_relationship r ON r.subject_type = $2 AND r.subject_id = up.id AND r.subject_relation = $3
+ WHERE r.resource_type = $2 AND r.relation = $3 AND {_R_LIVE})
+LIMIT $6
+"""  # noqa: S608 - column names are constants; every value is a $n parameter
+"""`GraphReader.subject_set_closure` in one statement: $2 type, $3 relation, $4/$5 subject."""
+
+HEIGHT_SQL = f"""
+WITH RECURSIVE down(id, depth) AS (
+    SELECT unnest($4::text[]) COLLATE "C", 0
+  UNION
+    SELECT r.subject_id, down.depth + 1 FROM down
+    JOIN rebac_relationship r ON r.resource_type = $2 AND r.resource_id = down.id AND r.relation = $3
+     AND r.subject_type = $2 AND r.subject_relation = $3
+    WHERE down.depth < $5 AND {_R_LIVE}
+)
+SELECT coalesce(max(depth), 0) FROM down
+"""  # noqa: S608 - column names are constants; every value is a $n parameter
+"""`GraphReader.subject_set_height` in one statement: $2 type, $3 relation, $4 ids, $5 cap."""
+
 
 class Executor(Protocol):
     """**Protocol:** something that runs a query: an asyncpg pool or one connection."""
@@ -65,8 +117,23 @@ class SchemaCache:
     def __init__(self, capacity: int = 8) -> None:
         self._capacity = capacity
         self._compiled: OrderedDict[str, CompiledSchema] = OrderedDict()
+        self._rows: OrderedDict[str, tuple[tuple[str, str] | None]] = OrderedDict()
+        self._row_capacity = 1024
         self.compilations = 0
         """How many times a schema text was compiled (for tests and metrics)."""
+
+    def row_at(self, snapshot: str) -> tuple[tuple[str, str] | None] | None:
+        """The remembered (text, hash) at `snapshot`, boxed in a 1-tuple; None if unknown."""
+        known = self._rows.get(snapshot)
+        if known is not None:
+            self._rows.move_to_end(snapshot)
+        return known
+
+    def remember_row(self, snapshot: str, row: tuple[str, str] | None) -> None:
+        """Remember the schema row a reader at `snapshot` saw (bounded, LRU)."""
+        self._rows[snapshot] = (row,)
+        if len(self._rows) > self._row_capacity:
+            self._rows.popitem(last=False)
 
     def compiled(self, text: str, digest: str) -> CompiledSchema:
         """The compiled schema for `text` (whose hash is `digest`), compiling on first use."""
@@ -143,6 +210,14 @@ def relationship_from_row(row: Sequence[Any] | asyncpg.Record) -> Relationship:
     )
 
 
+def _sorted_or_none(rows: Sequence[asyncpg.Record], max_rows: int) -> list[Relationship] | None:
+    """Rows as relationships in key order, de-duplicated; None if more than `max_rows`."""
+    if len(rows) > max_rows:
+        return None
+    found = {rel.key: rel for rel in map(relationship_from_row, rows)}
+    return [found[key] for key in sorted(found)]
+
+
 class PostgresReader:
     """A Reader at one revision over an executor (the pool, or a transaction's connection).
 
@@ -183,12 +258,25 @@ class PostgresReader:
             raise SchemaMissingError("no schema has been written yet")
         return self._schemas.compiled(row[0], row[1])
 
-    async def _schema_row(self) -> asyncpg.Record | None:
+    async def _schema_row(self) -> tuple[str, str] | None:
+        # What a snapshot sees never changes, so a pool reader (not a transaction, which also
+        # sees its own writes) may reuse the row another reader at this snapshot fetched.
+        shareable = type(self) is PostgresReader
+        if shareable:
+            known = self._schemas.row_at(self._snapshot_text)
+            if known is not None:
+                return known[0]
+        row = await self._fetch_schema_row()
+        if shareable:
+            self._schemas.remember_row(self._snapshot_text, row)
+        return row
+
+    async def _fetch_schema_row(self) -> tuple[str, str] | None:
         rows = await self._fetch(
             f"SELECT text, hash FROM rebac_schema WHERE {LIVE_AT} "  # noqa: S608 - constants
             "ORDER BY created_xid DESC LIMIT 1"
         )
-        return rows[0] if rows else None
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
 
     def query_relationships(
         self,
@@ -199,6 +287,50 @@ class PostgresReader:
     ) -> AsyncIterator[Relationship]:
         """Live relationships matching `filter` in key order, strictly after `after`."""
         return self._stream(filter, limit=limit, after=after, reverse=False)
+
+    async def walk_relations(
+        self,
+        resource_type: str,
+        resource_ids: Sequence[str],
+        *,
+        follow: Sequence[str],
+        relations: Sequence[str],
+        max_rows: int,
+    ) -> list[Relationship] | None:
+        """See `GraphReader.walk_relations`: one recursive query (`WALK_SQL`)."""
+        if not resource_ids:
+            return []
+        rows = await self._fetch(
+            WALK_SQL, resource_type, list(resource_ids), list(follow), list(relations), max_rows + 1
+        )
+        return _sorted_or_none(rows, max_rows)
+
+    async def subject_set_closure(
+        self,
+        resource_type: str,
+        relation: str,
+        subject_type: str,
+        subject_id: str,
+        *,
+        max_rows: int,
+    ) -> list[Relationship] | None:
+        """See `GraphReader.subject_set_closure`: one recursive query (`CLOSURE_SQL`)."""
+        rows = await self._fetch(CLOSURE_SQL, resource_type, relation, subject_type, subject_id, max_rows + 1)
+        return _sorted_or_none(rows, max_rows)
+
+    async def subject_set_height(
+        self,
+        resource_type: str,
+        relation: str,
+        resource_ids: Sequence[str],
+        *,
+        max_height: int,
+    ) -> int:
+        """See `GraphReader.subject_set_height`: one recursive query (`HEIGHT_SQL`)."""
+        if not resource_ids or max_height <= 0:
+            return 0
+        rows = await self._fetch(HEIGHT_SQL, resource_type, relation, list(resource_ids), max_height)
+        return int(rows[0][0])
 
     def reverse_query_relationships(
         self,

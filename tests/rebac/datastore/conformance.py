@@ -632,3 +632,7 @@ async def check_closed_datastore_errors(ds: Datastore) -> None:
         except DatastoreUnavailableError:
             continue
         raise AssertionError(f"{attempt} worked on a closed datastore")
+
+
+# The optional GraphReader walks register themselves under "graph" when imported.
+from tests.rebac.datastore import conformance_graph  # noqa: E402, F401 - registration side effect

@@ -1,0 +1,110 @@
+"""Reference semantics of the `GraphReader` walks, built on plain `query_relationships`.
+
+The memory datastore answers with these directly; the Postgres reader answers the same
+questions with one recursive SQL query each, and the conformance suite holds both to
+these results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rebac.datastore.filters import RelationshipFilter, SubjectFilter
+from rebac.datastore.protocol import Reader
+from rebac.tuples import WILDCARD, Relationship
+
+__all__ = ["subject_set_closure_by_queries", "subject_set_height_by_queries", "walk_relations_by_queries"]
+
+
+async def walk_relations_by_queries(
+    reader: Reader,
+    resource_type: str,
+    resource_ids: Sequence[str],
+    *,
+    follow: Sequence[str],
+    relations: Sequence[str],
+    max_rows: int,
+) -> list[Relationship] | None:
+    """See `GraphReader.walk_relations`; one query per (type, relation) per step."""
+    wanted = set(relations) | set(follow)
+    reached: set[tuple[str, str]] = set()
+    frontier = {(resource_type, rid) for rid in resource_ids}
+    found: dict[tuple[str, ...], Relationship] = {}
+    while frontier:
+        reached |= frontier
+        by_type: dict[str, list[str]] = {}
+        for otype, oid in sorted(frontier):
+            by_type.setdefault(otype, []).append(oid)
+        step: set[tuple[str, str]] = set()
+        for otype, ids in by_type.items():
+            for relation in sorted(wanted):
+                flt = RelationshipFilter(resource_type=otype, resource_ids=tuple(ids), relation=relation)
+                async for row in reader.query_relationships(flt):
+                    if relation in relations:
+                        found[row.key] = row
+                    if relation in follow and not row.subject.is_wildcard:
+                        step.add((row.subject.type, row.subject.id))
+            if len(found) > max_rows:
+                return None
+        frontier = step - reached
+    return [found[key] for key in sorted(found)]
+
+
+async def subject_set_closure_by_queries(
+    reader: Reader,
+    resource_type: str,
+    relation: str,
+    subject_type: str,
+    subject_id: str,
+    *,
+    max_rows: int,
+) -> list[Relationship] | None:
+    """See `GraphReader.subject_set_closure`; one reverse query per level."""
+    found: dict[tuple[str, ...], Relationship] = {}
+    first = RelationshipFilter(
+        resource_type=resource_type,
+        relation=relation,
+        subject=SubjectFilter(subject_type, (subject_id, WILDCARD), None),
+    )
+    rows = [r async for r in reader.reverse_query_relationships(first)]
+    seen: set[str] = set()
+    while rows:
+        for row in rows:
+            found[row.key] = row
+        if len(found) > max_rows:
+            return None
+        frontier = {row.resource.id for row in rows} - seen
+        seen |= frontier
+        if not frontier:
+            break
+        nxt = RelationshipFilter(
+            resource_type=resource_type,
+            relation=relation,
+            subject=SubjectFilter(resource_type, tuple(sorted(frontier)), relation),
+        )
+        rows = [r async for r in reader.reverse_query_relationships(nxt)]
+    return [found[key] for key in sorted(found)]
+
+
+async def subject_set_height_by_queries(
+    reader: Reader,
+    resource_type: str,
+    relation: str,
+    resource_ids: Sequence[str],
+    *,
+    max_height: int,
+) -> int:
+    """See `GraphReader.subject_set_height`; one query per level."""
+    frontier = set(resource_ids)
+    height = 0
+    while frontier and height < max_height:
+        flt = RelationshipFilter(
+            resource_type=resource_type,
+            resource_ids=tuple(sorted(frontier)),
+            relation=relation,
+            subject=SubjectFilter(resource_type, None, relation),
+        )
+        frontier = {row.subject.id async for row in reader.query_relationships(flt)}
+        if frontier:
+            height += 1
+    return height

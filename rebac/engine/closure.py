@@ -1,0 +1,193 @@
+"""Nested-group closures (Zanzibar's Leopard idea), per revision, read in one round trip.
+
+A *closure node* is a relation whose only subject sets are itself, like
+``relation member: user | group#member``. Membership of a plain subject (``user:ann``) in
+``group:X#member`` is then plain reachability: X is reachable upward from ann through
+``member`` rows. `GraphReader.subject_set_closure` returns exactly those rows in one query;
+`Closure` turns them into {group id: hops}. The checker answers a closure node from it
+instead of walking down one level per round trip.
+
+It is used only where it cannot differ from the step-by-step walk:
+
+- every row of the closure is unconditional and never expires (otherwise None: walk);
+- the hops to a requested member fit in the depth left, and when some requested id is
+  not a member, the longest subject-set chain below the requested ids does too (one more
+  recursive query, `GraphReader.subject_set_height`); otherwise the walk runs and raises
+  MaxDepthExceededError exactly as before;
+- readers with contextual relationships are not graph readers, so they always walk.
+
+Closures are cached per (revision, node, subject): rows at a revision never change, so
+a write (a newer revision) can never be answered from an older closure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict, defaultdict
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+
+from rebac.datastore.protocol import GraphReader
+from rebac.engine.stats import EngineStats
+from rebac.schema.definitions import CompiledSchema, Relation
+from rebac.tuples import Relationship, SubjectRef
+
+__all__ = [
+    "MAX_CLOSURE_ROWS",
+    "Closure",
+    "ClosureCache",
+    "ClosureResolver",
+    "build_closure",
+    "is_closure_node",
+]
+
+MAX_CLOSURE_ROWS = 10_000
+"""Larger closures are not materialized (the checker walks instead)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Closure:
+    """The ids whose relation contains the subject, with the fewest hops to it (0 = direct)."""
+
+    levels: Mapping[str, int]
+
+
+def is_closure_node(schema: CompiledSchema, resource_type: str, relation: str, subject_type: str) -> bool:
+    """True if `resource_type#relation` is a closure node for plain `subject_type` subjects.
+
+    That is: a relation whose only subject sets are itself, that refers to itself, and
+    that allows `subject_type` as a plain subject.
+    """
+    definition = schema.definition(resource_type)
+    member = definition.member(relation) if definition is not None else None
+    if not isinstance(member, Relation):
+        return False
+    recursive = False
+    plain = False
+    for allowed in member.allowed:
+        if allowed.relation is None:
+            plain = plain or allowed.type == subject_type
+        elif (allowed.type, allowed.relation) == (resource_type, relation):
+            recursive = True
+        else:
+            return False
+    return recursive and plain
+
+
+def build_closure(rows: Sequence[Relationship]) -> Closure | None:
+    """Hops per reached id (breadth first); None if any row has a caveat or an expiration."""
+    parents: dict[str, list[str]] = defaultdict(list)
+    frontier: list[str] = []
+    for row in rows:
+        if row.caveat is not None or row.expiration is not None:
+            return None
+        if row.subject.relation is None:
+            frontier.append(row.resource.id)
+        else:
+            parents[row.subject.id].append(row.resource.id)
+    levels: dict[str, int] = {}
+    level = 0
+    while frontier:
+        nxt: list[str] = []
+        for oid in frontier:
+            if oid not in levels:
+                levels[oid] = level
+                nxt.extend(parents.get(oid, ()))
+        frontier = nxt
+        level += 1
+    return Closure(levels)
+
+
+class ClosureCache:
+    """Closures shared between requests: LRU keyed by revision, node and subject.
+
+    `max_entries` 0 keeps nothing between requests (each request still reuses its own).
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Hashable, Closure | int | None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Hashable) -> tuple[Closure | int | None] | None:
+        """The stored closure (or height) boxed in a 1-tuple, or None if none is stored."""
+        if key not in self._entries:
+            return None
+        self._entries.move_to_end(key)
+        return (self._entries[key],)
+
+    def put(self, key: Hashable, closure: Closure | int | None) -> None:
+        """Store `closure` (None: "not usable"; an int: a height) under `key`, LRU."""
+        if self.max_entries <= 0:
+            return
+        self._entries[key] = closure
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+class ClosureResolver:
+    """One request's view of closures: its own memo over the shared cache, de-duplicated."""
+
+    def __init__(
+        self, reader: GraphReader, schema: CompiledSchema, shared: ClosureCache, stats: EngineStats
+    ) -> None:
+        self._reader = reader
+        self._schema = schema
+        self._shared = shared
+        self._stats = stats
+        self._tasks: dict[Hashable, asyncio.Task[Closure | None]] = {}
+        self._heights: dict[Hashable, asyncio.Task[int]] = {}
+
+    async def get(self, resource_type: str, relation: str, subject: SubjectRef) -> Closure | None:
+        """The closure of plain `subject` in `resource_type#relation`; None when not usable."""
+        if subject.relation is not None or subject.is_wildcard:
+            return None
+        if not is_closure_node(self._schema, resource_type, relation, subject.type):
+            return None
+        key = (self._reader.revision, resource_type, relation, subject.type, subject.id)
+        task = self._tasks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._load(key, resource_type, relation, subject))
+            self._tasks[key] = task
+        return await asyncio.shield(task)
+
+    async def height(self, resource_type: str, relation: str, ids: tuple[str, ...], cap: int) -> int:
+        """`GraphReader.subject_set_height` of `ids`, memoized like closures."""
+        key = ("height", self._reader.revision, resource_type, relation, ids, cap)
+        task = self._heights.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._load_height(key, resource_type, relation, ids, cap))
+            self._heights[key] = task
+        return await asyncio.shield(task)
+
+    async def _load_height(
+        self, key: Hashable, resource_type: str, relation: str, ids: tuple[str, ...], cap: int
+    ) -> int:
+        stored = self._shared.get(key)
+        if stored is not None and isinstance(stored[0], int):
+            self._stats.closure_hits += 1
+            return stored[0]
+        self._stats.datastore_queries += 1
+        self._stats.closure_loads += 1
+        height = await self._reader.subject_set_height(resource_type, relation, ids, max_height=cap)
+        self._shared.put(key, height)
+        return height
+
+    async def _load(
+        self, key: Hashable, resource_type: str, relation: str, subject: SubjectRef
+    ) -> Closure | None:
+        stored = self._shared.get(key)
+        if stored is not None and not isinstance(stored[0], int):
+            self._stats.closure_hits += 1
+            return stored[0]
+        self._stats.datastore_queries += 1
+        self._stats.closure_loads += 1
+        rows = await self._reader.subject_set_closure(
+            resource_type, relation, subject.type, subject.id, max_rows=MAX_CLOSURE_ROWS
+        )
+        closure = None if rows is None else build_closure(rows)
+        self._shared.put(key, closure)
+        return closure
