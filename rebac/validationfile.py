@@ -363,10 +363,13 @@ def _compile(text: str, *, source: str, problems: _Problems, mapper: _LineMapper
     from rebac.schema.generator import generate_schema  # noqa: PLC0415
 
     imported: list[str] = []
+    # The compiler hands over paths relative to the root schema's directory: the validation
+    # file's own directory for an inline schema, the schemaFile's directory otherwise.
+    root_dir = Path(source).parent
 
     def load_import(path: str) -> str:
         imported.append(path)
-        return Path(path).read_text(encoding="utf-8")
+        return (root_dir / path).read_text(encoding="utf-8")
 
     try:
         compiled = compile_schema(text, source=source, import_loader=load_import)

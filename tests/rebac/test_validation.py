@@ -58,11 +58,11 @@ class TestRunValidationFile:
         assert result.ok
 
     async def test_failing_assertion_reports_actual_answer(self, tmp_path: Path) -> None:
-        """An assertTrue for a user outside the group fails with actual "false"."""
+        """An assertTrue for a user outside the group fails with actual "false", at the line the assertion is on."""
         _needs_engine()
         result = await _run(tmp_path, "assertions:\n  assertTrue: ['document:1#view@user:bob']\n")
         (item,) = result.assertions
-        assert (item.expected, item.actual, item.ok, item.line) == ("true", "false", False, 16)
+        assert (item.expected, item.actual, item.ok, item.line) == ("true", "false", False, 17)
         assert not result.ok
 
     async def test_expected_relations_report_missing_and_unexpected_subjects(self, tmp_path: Path) -> None:
