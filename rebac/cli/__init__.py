@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 
@@ -82,11 +83,20 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"rebac {installed_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMAND_MODULES:
         module = importlib.import_module(f"rebac.cli.{name}")
         module.register(subparsers)
     return parser
+
+
+def installed_version() -> str:
+    """The installed distribution's version, or ``unknown`` when run from an uninstalled tree."""
+    try:
+        return importlib.metadata.version("rebac")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _exit_code_for(err: RebacError) -> int:

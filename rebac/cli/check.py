@@ -27,6 +27,7 @@ from rebac.cli.inputs import (
     WITH_HELP,
     CheckLine,
     SourcedLine,
+    parse_check_arguments,
     parse_check_line,
     parse_consistency,
     parse_context,
@@ -112,7 +113,7 @@ def _handle(args: argparse.Namespace) -> int:
         return _check_file(args, read_lines([], file=args.file), consistency, context, contextual)
     if any(p is None for p in positional):
         raise CliError("expected RESOURCE PERMISSION SUBJECT (e.g. `rebac check document:42 view user:ann`)")
-    line = parse_check_line(SourcedLine(" ".join(positional), "arguments", ", column "))
+    line = parse_check_arguments(args.resource, args.permission, args.subject)
     return _check_one(args, line, consistency, context, contextual)
 
 

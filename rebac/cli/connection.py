@@ -37,6 +37,7 @@ from rebac.errors import (
     AuthenticationError,
     AuthorizationError,
     BugError,
+    CaveatEvaluationError,
     DatastoreError,
     InvalidRequestError,
     RebacError,
@@ -256,6 +257,9 @@ def _read_pem(path: str | None, what: str) -> bytes | None:
 
 def open_client(settings: ConnectionSettings) -> RebacClient:
     """A client for `settings` (call inside a running event loop; close it when done)."""
+    # gRPC's C core writes handshake and connection failures straight to stderr; the CLI
+    # reports every failure as one line of its own, so it silences them unless asked not to.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     from rebac.client import RebacClient  # noqa: PLC0415 - grpc loads only for client commands
 
     return RebacClient(
@@ -302,7 +306,8 @@ def error_to_cli(err: BaseException, settings: ConnectionSettings) -> CliError:
     """One line and an exit code for a failure of a client call (see `rebac --help`).
 
     Connection, authentication and server-side failures (including server bugs) exit 3;
-    malformed input, unknown types or relations, relationships the schema forbids and
+    malformed input, unknown types or relations, relationships the schema forbids,
+    caveat context the caveat cannot use (e.g. a number for a string parameter) and
     garbage-collected revision tokens exit 2; other refusals (already exists,
     precondition failed, no schema yet, schema change refused) exit 1.
     """
@@ -329,6 +334,7 @@ _ERROR_RULES: tuple[tuple[tuple[type[RebacError], ...], int, str], ...] = (
             UnknownRelationError,
             SchemaViolationError,
             StaleRevisionError,
+            CaveatEvaluationError,
         ),
         EXIT_USAGE,
         "{message}",
@@ -339,11 +345,34 @@ _ERROR_RULES: tuple[tuple[tuple[type[RebacError], ...], int, str], ...] = (
 )
 
 
+# Request fields the CLI fills from one flag or argument: a server error about such a field
+# names the flag or argument the user typed instead of the field's path in the request.
+_FIELD_TO_CLI = {
+    "optional_cursor": "--cursor",
+    "consistency": "--consistency",
+    "context": "--context",
+    "resource": "RESOURCE",
+    "permission": "PERMISSION",
+    "subject": "SUBJECT",
+}
+
+
+def _user_message(err: RebacError) -> str:
+    """`str(err)`, with a leading request-field path (``optional_cursor.token: ...``) renamed."""
+    text = str(err)
+    field = getattr(err, "field", None)
+    if not field or not text.startswith(f"{field}: "):
+        return text
+    name = _FIELD_TO_CLI.get(field.split(".", 1)[0])
+    return text if name is None else f"{name}: {text[len(field) + 2 :]}"
+
+
 def _rebac_error_to_cli(err: RebacError, settings: ConnectionSettings) -> CliError:
+    message = _user_message(err)
     for classes, code, template in _ERROR_RULES:
         if isinstance(err, classes):
-            return CliError(template.format(message=err, endpoint=settings.endpoint), code)
-    return CliError(str(err), EXIT_DENIED)
+            return CliError(template.format(message=message, endpoint=settings.endpoint), code)
+    return CliError(message, EXIT_DENIED)
 
 
 def _grpc_error_to_cli(err: BaseException, settings: ConnectionSettings) -> CliError | None:

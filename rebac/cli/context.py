@@ -110,8 +110,9 @@ def _set(args: argparse.Namespace) -> int:
     if store.current is None or store.current not in store.contexts:
         store.current = args.name
     store.save()
-    current = " (current)" if store.current == args.name else f"; switch with `rebac context use {args.name}`"
-    print(f"saved context {args.name}{current} in {store.path}")
+    switch = f"; switch to it with `rebac context use {args.name}`"
+    current = " (current)" if store.current == args.name else switch
+    print(f"saved context {args.name} in {store.path}{current}")
     return EXIT_OK
 
 

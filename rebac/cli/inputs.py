@@ -35,6 +35,7 @@ __all__ = [
     "WITH_HELP",
     "CheckLine",
     "SourcedLine",
+    "parse_check_arguments",
     "parse_check_line",
     "parse_consistency",
     "parse_context",
@@ -42,6 +43,7 @@ __all__ = [
     "parse_filter",
     "parse_relationship_at",
     "parse_subject_filter",
+    "quoting",
     "read_lines",
     "read_relationships",
     "source_lines",
@@ -121,7 +123,7 @@ def parse_relationship_at(line: SourcedLine) -> Relationship:
     try:
         return Relationship.parse(line.text)
     except InvalidRelationshipError as err:
-        raise CliError(f"{line.at(err.column)}: {err} (in {line.text.strip()!r})", EXIT_USAGE) from None
+        raise CliError(f"{line.at(err.column)}: {quoting(str(err), line.text)}", EXIT_USAGE) from None
 
 
 def read_relationships(
@@ -147,6 +149,31 @@ class CheckLine:
         return f"{self.resource}#{self.permission}@{self.subject}"
 
 
+def parse_check_arguments(resource: str, permission: str, subject: str) -> CheckLine:
+    """The three positionals of `rebac check`; CliError (exit 2) names the argument and column.
+
+    Each argument is parsed on its own, so an error reads e.g.
+    ``RESOURCE: expected `:` in object 'document42'``.
+    """
+    name, value = "RESOURCE", resource
+    try:
+        parsed_resource = parse_object(resource)
+        name, value = "PERMISSION", permission
+        parsed_permission = validate_relation_name(permission, field_name="permission")
+        name, value = "SUBJECT", subject
+        parsed_subject = parse_subject(subject)
+    except InvalidRelationshipError as err:
+        at = name if err.column is None else f"{name}, column {err.column}"
+        raise CliError(f"{at}: {quoting(str(err), value)}", EXIT_USAGE) from None
+    return CheckLine(parsed_resource, parsed_permission, parsed_subject, "arguments")
+
+
+def quoting(message: str, text: str) -> str:
+    """`message (in 'TEXT')`, unless `message` already quotes the (stripped) `text`."""
+    text = text.strip()
+    return message if repr(text) in message else f"{message} (in {text!r})"
+
+
 def parse_check_line(line: SourcedLine) -> CheckLine:
     """``RESOURCE PERMISSION SUBJECT`` or ``resource#permission@subject``; CliError with the column."""
     text = line.text.strip()
@@ -170,7 +197,7 @@ def parse_check_line(line: SourcedLine) -> CheckLine:
             column = text.find("[") + lead + 1
             raise CliError(f"{line.at(column)}: a check cannot carry a caveat or expiration")
     except InvalidRelationshipError as err:
-        raise CliError(f"{line.at(err.column)}: {err} (in {text!r})", EXIT_USAGE) from None
+        raise CliError(f"{line.at(err.column)}: {quoting(str(err), text)}", EXIT_USAGE) from None
     raise CliError(
         f"{line.at(lead + 1)}: expected `RESOURCE PERMISSION SUBJECT` or `resource#permission@subject`, "
         f"got {text!r}",

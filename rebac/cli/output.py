@@ -126,7 +126,7 @@ def expand_tree_node(
     """A drawable tree of an expand result; subjects in `highlight` are marked and green.
 
     Each node reads ``resource#relation`` and its operation; a leaf lists its direct
-    subjects as children (``(none)`` when empty).
+    subjects as children; a leaf or operation without any shows ``(none)``.
     """
     title = palette.paint(f"{tree.resource}#{tree.relation}", "bold", "blue")
     if tree.operation is ExpandOperation.LEAF:
@@ -139,7 +139,8 @@ def expand_tree_node(
         return TreeNode(title, subjects or (TreeNode(palette.paint("(none)", "dim")),))
     op = palette.paint(_OPERATION_SYMBOL[tree.operation], "cyan")
     children = tuple(expand_tree_node(c, palette=palette, highlight=highlight) for c in tree.children)
-    return TreeNode(f"{title} {op}", children)
+    # An operation over nothing (e.g. an arrow whose relation is empty) says so, like a leaf.
+    return TreeNode(f"{title} {op}", children or (TreeNode(palette.paint("(none)", "dim")),))
 
 
 def expand_tree_json(tree: ExpandTree) -> dict[str, Any]:

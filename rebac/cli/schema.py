@@ -11,13 +11,18 @@ import sys
 from pathlib import Path
 
 from rebac.cli import CliError
-from rebac.errors import SchemaError
+from rebac.errors import InvalidRequestError, SchemaError
 from rebac.schema import SchemaGraph, compile_schema, generate_schema
 from rebac.schema.definitions import CompiledSchema
 
-__all__ = ["load_schema_file", "register", "register_group"]
+__all__ = ["load_schema_file", "load_schema_source", "register", "register_group"]
 
 EXIT_INVALID = 1
+
+VALIDATION_FILE_SUFFIXES = (".yaml", ".yml")
+"""A schema argument with one of these suffixes is a zed validation file: its schema is used."""
+
+_FILE_HELP = "schema file (.zed), or a zed validation file (.yaml) whose schema is used"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,13 +31,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     validate = group.add_parser(
         "validate", aliases=["check"], help="compile a schema file; print warnings or errors"
     )
-    validate.add_argument("file", type=Path, help="schema file (.zed)")
+    validate.add_argument("file", type=Path, help=_FILE_HELP)
     validate.set_defaults(handler=_validate)
     fmt = group.add_parser("format", help="print a schema file in canonical form")
-    fmt.add_argument("file", type=Path)
+    fmt.add_argument("file", type=Path, help=_FILE_HELP)
     fmt.set_defaults(handler=_format)
     graph = group.add_parser("graph", help="print the schema's relation graph (DOT, or Mermaid)")
-    graph.add_argument("file", type=Path)
+    graph.add_argument("file", type=Path, help=_FILE_HELP)
     graph.add_argument("--mermaid", action="store_true", help="print Mermaid instead of DOT")
     graph.set_defaults(handler=_graph)
 
@@ -53,14 +58,36 @@ def register_group(
 
 
 def load_schema_file(path: Path) -> CompiledSchema:
-    """Read and compile a schema file; imports resolve relative to it. Raises CliError or SchemaError."""
+    """Read and compile a schema file; imports resolve relative to it. Raises CliError or SchemaError.
+
+    A `.yaml`/`.yml` path is a zed validation file (see `load_schema_source`).
+    """
+    return load_schema_source(path)[1]
+
+
+def load_schema_source(path: Path) -> tuple[str, CompiledSchema]:
+    """The schema text to store and its compiled form, from a schema or a zed validation file.
+
+    A `.yaml`/`.yml` path is read as a zed validation file (its `schema` or `schemaFile`), so
+    the same file serves `rebac validate` and `rebac schema ...`; the whole file must load, and
+    its problems raise InvalidRequestError with `file:line[:column]: reason` lines. Other
+    paths are schema text; imports resolve relative to the file. Raises CliError (unreadable
+    file) or SchemaError (with the position in the schema file).
+    """
+    if path.suffix.lower() in VALIDATION_FILE_SUFFIXES:
+        from rebac.validationfile import load_validation_file  # noqa: PLC0415 - YAML only when needed
+
+        if not path.exists():
+            raise CliError(f"{path}: no such file")
+        loaded = load_validation_file(path)
+        return loaded.schema_text, loaded.schema
     text = _read_text(path)
     base = path.parent
 
     def loader(relative: str) -> str:
         return _read_text(base / relative)
 
-    return compile_schema(text, source=str(path), import_loader=loader)
+    return text, compile_schema(text, source=str(path), import_loader=loader)
 
 
 def _read_text(path: Path) -> str:
@@ -80,9 +107,17 @@ def _compile_or_report(path: Path) -> CompiledSchema | None:
     try:
         return load_schema_file(path)
     except SchemaError as err:
-        position = f"{err.position}:" if err.position else "1:1:"
-        print(f"{err.source}:{position} {err.message}", file=sys.stderr)
+        print(schema_error_line(err), file=sys.stderr)
         return None
+    except InvalidRequestError as err:  # a validation file's problems, already `file:line: reason`
+        print(str(err), file=sys.stderr)
+        return None
+
+
+def schema_error_line(err: SchemaError) -> str:
+    """`source:line:column: message` for a schema error (1:1 when it has no position)."""
+    position = f"{err.position}:" if err.position else "1:1:"
+    return f"{err.source}:{position} {err.message}"
 
 
 def _validate(args: argparse.Namespace) -> int:

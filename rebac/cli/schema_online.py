@@ -20,8 +20,8 @@ from rebac.cli import EXIT_DENIED, EXIT_OK, EXIT_USAGE, CliError
 from rebac.cli.connection import connection_parent, run_client
 from rebac.cli.inputs import CONSISTENCY_HELP, parse_consistency
 from rebac.cli.output import palette_for, print_json
-from rebac.cli.schema import load_schema_file, register_group
-from rebac.errors import SchemaError
+from rebac.cli.schema import load_schema_source, register_group
+from rebac.errors import InvalidRequestError, SchemaError
 from rebac.schema import compile_schema, generate_schema
 from rebac.schema.definitions import CaveatDefinition, CompiledSchema, Definition, Permission, Relation
 
@@ -86,7 +86,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=_WRITE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    write.add_argument("file", type=Path, metavar="FILE")
+    write.add_argument(
+        "file", type=Path, metavar="FILE", help="schema file (.zed), or a zed validation file (.yaml)"
+    )
     write.add_argument("--json", action="store_true", dest="as_json", help="print a JSON result")
     write.set_defaults(handler=_write)
     read = group.add_parser(
@@ -115,17 +117,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _compile_file(path: Path) -> CompiledSchema:
+    return _load_source(path)[1]
+
+
+def _load_source(path: Path) -> tuple[str, CompiledSchema]:
     try:
-        return load_schema_file(path)
+        return load_schema_source(path)
     except SchemaError as err:
         position = f"{err.position}:" if err.position else ""
         raise CliError(f"{path}:{position} {err.message}", EXIT_USAGE) from None
+    except InvalidRequestError as err:  # a validation file's problems, already `file:line: reason`
+        raise CliError(str(err), EXIT_USAGE) from None
 
 
 def _write(args: argparse.Namespace) -> int:
     path: Path = args.file
-    _compile_file(path)
-    text = path.read_text(encoding="utf-8")
+    text, _ = _load_source(path)
 
     async def work(client: RebacClient) -> str:
         return await client.write_schema(text)

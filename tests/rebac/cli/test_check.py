@@ -213,6 +213,12 @@ class TestCaveatsAndContextualRelationships:
         other = rebac("check", "document:c5", "view", "user:bob", "--context", '{"day": "tue"}')
         assert other.out == "false\n"
 
+    def test_context_of_the_wrong_type_is_an_input_error(self, rebac):
+        """A number for the string parameter `day` exits 2 naming the parameter; never `true`."""
+        result = rebac("check", "document:c5", "view", "user:tue", "--context", '{"day": 3}')
+        assert (result.code, result.out) == (2, "")
+        assert "`day`" in result.err
+
     def test_file_takes_context_for_every_line(self, rebac):
         """`check --file` marks caveated lines with what is missing, and `--context` decides them."""
         stdin = "document:c5 view user:tue\ndocument:c1 view user:bob\n"

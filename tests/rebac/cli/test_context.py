@@ -9,8 +9,16 @@ import stat
 import pytest
 
 from rebac.cli import CliError
-from rebac.cli.connection import ConnectionSettings, ContextStore, config_path, resolve_settings
+from rebac.cli.connection import (
+    ConnectionSettings,
+    ContextStore,
+    config_path,
+    error_to_cli,
+    resolve_settings,
+)
+from rebac.errors import CaveatEvaluationError, InvalidRequestError
 from tests.rebac.cli.cli_helpers import ADMIN_KEY, cli_against_server, free_port
+from tests.tls_helpers import make_certs, requires_openssl
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +95,11 @@ class TestContextCommands:
         """A context round-trips through the file (mode 0600) and tokens are never printed."""
         config = {"REBAC_CLI_CONFIG": str(tmp_path / "ctx.json")}
         assert rebac("context", "set", "a", "--endpoint", "h1:1", "--token", "secret-a", env=config).code == 0
-        assert rebac("context", "set", "b", "--endpoint", "h2:2", "--insecure", env=config).code == 0
+        second = rebac("context", "set", "b", "--endpoint", "h2:2", "--insecure", env=config)
+        assert second.code == 0
+        assert second.out == (
+            f"saved context b in {tmp_path / 'ctx.json'}; switch to it with `rebac context use b`\n"
+        )
         assert stat.S_IMODE((tmp_path / "ctx.json").stat().st_mode) == 0o600
         listing = rebac("context", "list", env=config)
         assert "secret-a" not in listing.out
@@ -152,6 +164,15 @@ class TestConnectionErrors:
         assert "(is `rebac serve` running?)" in result.err
         assert result.err.count("\n") == 1
 
+    @requires_openssl
+    def test_tls_against_a_plaintext_server_is_one_line(self, rebac, tmp_path):
+        """A TLS handshake failure exits 3 with rebac's one line only: gRPC's own log stays silent."""
+        ca = make_certs(tmp_path) / "ca.pem"
+        result = rebac("schema", "read", "--ca", str(ca), env={"REBAC_INSECURE": ""})
+        assert result.code == 3
+        assert result.err.startswith(f"rebac: error: cannot reach rebac at {rebac.endpoint}: ")
+        assert result.err.count("\n") == 1
+
     def test_bad_token_is_exit_3_with_the_fix(self, rebac):
         """A wrong key: exit 3, says the credentials were rejected and how to pass a key."""
         result = rebac("check", "document:1", "view", "user:ann", env={"REBAC_TOKEN": "wrong"})
@@ -164,3 +185,24 @@ class TestConnectionErrors:
         result = rebac("rel", "read", "document:1", env={"REBAC_TOKEN": ""})
         assert result.code == 3
         assert result.out == ""
+
+
+class TestErrorToCli:
+    def test_request_field_paths_become_the_flag_or_argument(self):
+        """A server error about `optional_cursor.token` or `subject.object_id` names --cursor or SUBJECT."""
+        settings = ConnectionSettings()
+        cursor = InvalidRequestError("optional_cursor.token: malformed cursor", field="optional_cursor.token")
+        assert str(error_to_cli(cursor, settings)) == "--cursor: malformed cursor"
+        wildcard = InvalidRequestError("subject.object_id: no wildcard", field="subject.object_id")
+        assert str(error_to_cli(wildcard, settings)) == "SUBJECT: no wildcard"
+        assert error_to_cli(wildcard, settings).exit_code == 2
+
+    def test_other_fields_are_left_as_they_are(self):
+        """A field the CLI does not fill from one flag keeps its path, so nothing is misnamed."""
+        other = InvalidRequestError("updates[0].operation: bad", field="updates[0].operation")
+        assert str(error_to_cli(other, ConnectionSettings())) == "updates[0].operation: bad"
+
+    def test_unusable_caveat_context_is_an_input_error(self):
+        """A caveat that cannot use the given context exits 2, like other bad input."""
+        err = CaveatEvaluationError("context parameter `day`: a string is required", caveat="on_day")
+        assert error_to_cli(err, ConnectionSettings()).exit_code == 2

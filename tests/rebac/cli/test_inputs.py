@@ -9,6 +9,7 @@ import pytest
 from rebac.cli import CliError
 from rebac.cli.inputs import (
     SourcedLine,
+    parse_check_arguments,
     parse_check_line,
     parse_consistency,
     parse_context,
@@ -46,6 +47,13 @@ class TestReadRelationships:
         with pytest.raises(CliError, match=r"argument 1, column 10: "):
             read_relationships(["document:#viewer@user:a"])
 
+    def test_error_quotes_the_line_once(self):
+        """A stdin line the parser already quotes is not quoted a second time."""
+        with pytest.raises(CliError) as caught:
+            read_relationships(["-"], stdin=io.StringIO("bad line here\n"))
+        assert str(caught.value).count("'bad line here'") == 1
+        assert str(caught.value).startswith("stdin:1:")
+
 
 class TestParseCheckLine:
     def test_three_words(self):
@@ -76,6 +84,26 @@ class TestParseCheckLine:
         """A check line cannot carry a caveat."""
         with pytest.raises(CliError, match="caveat"):
             parse_check_line(SourcedLine("document:1#view@user:ann[c]", "f:1"))
+
+    def test_positionals_parse_one_by_one(self):
+        """`rebac check`'s three arguments parse into one check."""
+        line = parse_check_arguments("document:1", "view", "group:g#member")
+        assert str(line) == "document:1#view@group:g#member"
+
+    @pytest.mark.parametrize(
+        ("arguments", "expected"),
+        [
+            (("document1", "view", "user:ann"), "RESOURCE, column 10: expected `:` in object 'document1'"),
+            (("document:1", "Vi ew", "user:ann"), "PERMISSION: invalid relation 'Vi ew'"),
+            (("document:1", "view", "user:a b"), "SUBJECT, column 6: invalid object id 'a b'"),
+        ],
+    )
+    def test_bad_positional_is_named(self, arguments, expected):
+        """A malformed argument is named (RESOURCE, PERMISSION or SUBJECT) with its own column."""
+        with pytest.raises(CliError) as caught:
+            parse_check_arguments(*arguments)
+        assert str(caught.value).startswith(expected)
+        assert caught.value.exit_code == 2
 
     def test_wrong_word_count(self):
         """Two words are refused with the expected shapes."""

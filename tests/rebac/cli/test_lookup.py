@@ -92,6 +92,12 @@ class TestLookupResources:
         """`--limit 0` exits 2."""
         assert rebac("lookup-resources", "document", "view", "user:ann", "--limit", "0").code == 2
 
+    def test_malformed_cursor_names_the_flag(self, rebac):
+        """A cursor that is not one exits 2 naming `--cursor`, not the request field, and lists nothing."""
+        result = rebac("lookup-resources", "document", "view", "user:ann", "--cursor", "garbage")
+        assert (result.code, result.out) == (2, "")
+        assert result.err == "rebac: error: --cursor: malformed cursor\n"
+
 
 class TestLookupSubjects:
     def test_streams_subject_ids(self, rebac):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import io
 import shutil
 import subprocess
@@ -11,8 +12,17 @@ import pytest
 
 from rebac.cli import build_parser, main
 from rebac.cli.completion import command_specs, render_bash, render_fish, render_zsh
-from rebac.cli.output import Palette, TreeNode, palette_for, permissionship_word, render_table, render_tree
-from rebac.engine.requests import Permissionship
+from rebac.cli.output import (
+    Palette,
+    TreeNode,
+    expand_tree_node,
+    palette_for,
+    permissionship_word,
+    render_table,
+    render_tree,
+)
+from rebac.engine.requests import ExpandOperation, ExpandTree, Permissionship
+from rebac.tuples import ObjectRef, SubjectRef
 from tests.rebac.cli.cli_helpers import REBAC_BIN
 
 
@@ -41,6 +51,26 @@ class TestOutput:
         """Children are drawn with box characters, last child with └──."""
         tree = TreeNode("root", (TreeNode("a", (TreeNode("a1"),)), TreeNode("b")))
         assert render_tree(tree) == "root\n├── a\n│   └── a1\n└── b"
+
+    def test_empty_operation_node_says_none(self):
+        """A union over nothing (an arrow with no targets) draws `(none)` under it, like an empty leaf."""
+        doc = ObjectRef("document", "1")
+        tree = ExpandTree(
+            doc,
+            "view",
+            ExpandOperation.UNION,
+            (
+                ExpandTree(doc, "viewer", ExpandOperation.LEAF, subjects=(SubjectRef("user", "ann"),)),
+                ExpandTree(doc, "view", ExpandOperation.UNION),
+            ),
+        )
+        assert render_tree(expand_tree_node(tree)) == (
+            "document:1#view \u222a union\n"
+            "├── document:1#viewer\n"
+            "│   └── user:ann\n"
+            "└── document:1#view \u222a union\n"
+            "    └── (none)"
+        )
 
     def test_permissionship_words(self):
         """HAS → true, NO → false, CONDITIONAL → caveated."""
@@ -126,6 +156,11 @@ class TestHelp:
             assert "--context JSON" in help_text, command
             assert "--with REL" in help_text, command
             assert "--with " in help_text.split("example", 1)[1], command
+
+    def test_version_prints_the_installed_version(self):
+        """The real `rebac --version` exits 0 and prints `rebac` and the distribution's version."""
+        done = subprocess.run([REBAC_BIN, "--version"], capture_output=True, text=True, check=False)
+        assert (done.returncode, done.stdout) == (0, f"rebac {importlib.metadata.version('rebac')}\n")
 
     def test_top_level_help_documents_exit_codes(self):
         """The real `rebac --help` exits 0 and lists the exit codes."""

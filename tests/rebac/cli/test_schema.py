@@ -51,3 +51,46 @@ class TestSchemaCli:
         )
         assert main(["schema", "format", path]) == 0
         assert "definition user" in capsys.readouterr().out
+
+
+VALIDATION_YAML = """\
+schema: |-
+  definition user {}
+
+  definition doc {
+      relation viewer: user
+      permission view = viewer + editr
+  }
+relationships: |-
+  doc:1#viewer@user:ann
+"""
+
+
+class TestSchemaCommandsOnValidationFiles:
+    def test_format_reads_the_schema_of_a_validation_file(self, tmp_path, capsys):
+        """`schema format FILE.yaml` prints the canonical form of the file's schema."""
+        path = write(tmp_path, VALIDATION_YAML.replace(" + editr", ""), "file.yaml")
+        assert main(["schema", "format", path]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("definition user {}")
+        assert "\tpermission view = viewer" in out
+
+    def test_schema_error_points_into_the_yaml_file(self, tmp_path, capsys):
+        """A schema error in a validation file exits 1 with the YAML file's own line:column."""
+        path = write(tmp_path, VALIDATION_YAML, "file.yml")
+        assert main(["schema", "validate", path]) == 1
+        err = capsys.readouterr().err
+        assert f"{path}:6:34:" in err
+        assert "`editr` not found" in err
+
+    def test_other_problems_of_the_validation_file_are_named(self, tmp_path, capsys):
+        """A relationship the schema forbids fails `schema validate` with its YAML line."""
+        text = VALIDATION_YAML.replace(" + editr", "").replace("doc:1#viewer", "doc:1#owner")
+        path = write(tmp_path, text, "file.yaml")
+        assert main(["schema", "graph", path]) == 1
+        assert f"{path}:9: relationship `doc:1#owner@user:ann`" in capsys.readouterr().err
+
+    def test_missing_validation_file(self, tmp_path, capsys):
+        """A missing .yaml file is a usage error naming the file."""
+        assert main(["schema", "format", str(tmp_path / "nope.yaml")]) == 2
+        assert "nope.yaml: no such file" in capsys.readouterr().err

@@ -47,6 +47,18 @@ class TestSchemaOnline:
         assert f"{path}:3:" in result.err
         assert "definition doc {" not in rebac("schema", "read").out
 
+    def test_write_takes_the_schema_of_a_validation_file(self, rebac, tmp_path):
+        """`schema write FILE.yaml` stores the validation file's schema; the server then matches it."""
+        path = tmp_path / "world.yaml"
+        indented = "".join(f"  {line}\n" if line else "\n" for line in SCHEMA.splitlines())
+        path.write_text(f"schema: |-\n{indented}relationships: |-\n  document:1#viewer@user:ann\n")
+        written = rebac("schema", "write", str(path))
+        assert written.code == 0, written.err
+        schema_file = tmp_path / "same.zed"
+        schema_file.write_text(SCHEMA)
+        after = rebac("schema", "diff", "@server", str(schema_file))
+        assert (after.code, after.out) == (0, "no changes: the schemas mean the same\n")
+
     def test_schema_write_needs_the_schema_scope(self, rebac, tmp_path):
         """A check-only key cannot write a schema (exit 3)."""
         path = tmp_path / "s.zed"
