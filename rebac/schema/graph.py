@@ -201,16 +201,25 @@ class SchemaGraph:
     def warnings(self) -> list[SchemaWarning]:
         """Cycles and unused relations, in source order."""
         found: list[SchemaWarning] = []
-        for component in nx.strongly_connected_components(self.graph):
+        # Recursion through stored data (nested groups via `group#member`, folder chains via
+        # `parent->view`) is the point of the model and ends where the data ends. A loop made
+        # only of computed usersets (`permission a = b`, `permission b = a`) reads no data on
+        # the way round, so it can only end at the depth limit: that is what deserves a warning.
+        computed_only = nx.DiGraph(
+            (source, target)
+            for source, target, data in self.graph.edges(data=True)
+            if data["edge"].kind is EdgeKind.COMPUTED
+        )
+        for component in nx.strongly_connected_components(computed_only):
             nodes = sorted(component, key=_node_key)
-            if len(nodes) == 1 and not self.graph.has_edge(nodes[0], nodes[0]):
+            if len(nodes) == 1 and not computed_only.has_edge(nodes[0], nodes[0]):
                 continue
             names = ", ".join(f"`{_label(node)}`" for node in nodes)
             found.append(
                 SchemaWarning(
                     "cycle",
-                    f"cycle through {names}: evaluation relies on the depth limit and cycle "
-                    "detection (expected for nested groups and folders, suspicious otherwise)",
+                    f"cycle through {names} made only of computed usersets: no relationship can "
+                    "end it, so every check through it fails at the depth limit",
                     self._position(nodes[0]),
                 )
             )

@@ -44,10 +44,23 @@ class TestSchemaGraph:
         assert G.lookup_plan("robot", None, "doc", "view").edges == ()
 
     def test_warnings(self):
-        """Cycles and unused relations are reported with positions."""
+        """Unused relations are reported with positions; recursion through data is not a warning."""
         messages = [str(w) for w in G.warnings()]
-        assert any("cycle" in m and "group#member" in m for m in messages)
+        assert not any("cycle" in m for m in messages)
         assert any("9:3" in m and "folder#unused" in m for m in messages)
+
+    def test_computed_only_cycle_is_a_warning(self):
+        """A loop of computed usersets, which no relationship can end, is reported where it starts."""
+        graph = SchemaGraph(
+            compile_schema(
+                "definition user {}\ndefinition doc {\n  relation owner: user\n"
+                "  permission aaa = bbb + owner\n  permission bbb = aaa\n}"
+            )
+        )
+        cycles = [w for w in graph.warnings() if w.kind == "cycle"]
+        assert len(cycles) == 1
+        assert "`doc#aaa`, `doc#bbb`" in cycles[0].message
+        assert str(cycles[0].position) == "4:3"
 
     def test_drawings(self):
         """DOT and Mermaid output name nodes and edges."""
