@@ -10,6 +10,7 @@ that differs from the reference (on either system) makes the run fail with the d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import sys
@@ -21,6 +22,7 @@ from typing import Any
 
 from benchmarks.datasets import World, make_world, parse_size, relationships
 from benchmarks.load_driver import ClientPool, RunResult
+from benchmarks.profiler import WorkerProfiler
 from benchmarks.queries import build_sample
 from benchmarks.report import Report, figures_of
 from benchmarks.server_process import BenchDatabase, ServerProcess
@@ -49,6 +51,10 @@ class RunConfig:
     workloads: tuple[str, ...] = WORKLOAD_NAMES
     concurrency_sweep: tuple[int, ...] = ()
     checks: int = 20_000
+    call_timeout: float = 30.0
+    profile_dir: Path | None = None
+    profile_workloads: tuple[str, ...] = ("cold_check",)
+    profile_native: bool = False
 
 
 def _versions() -> dict[str, Any]:
@@ -83,11 +89,11 @@ async def _load_server(endpoint: str, world: World) -> tuple[int, float]:
         return count, time.perf_counter() - started
 
 
-async def _bump_revision(endpoint: str) -> None:
+async def _bump_revision(endpoint: str, call_timeout: float) -> None:
     """One write, so that fully consistent reads after it start at a revision nothing is cached at."""
     from rebac.client import RebacClient  # noqa: PLC0415
 
-    async with RebacClient(endpoint) as client:
+    async with RebacClient(endpoint, timeout=call_timeout) as client:
         await client.touch(f"document:bench-bump-{time.monotonic_ns()}#viewer@user:bench-writer")
 
 
@@ -97,10 +103,14 @@ def _server_figures(
     usage0, metrics0 = before
     usage1, metrics1 = server.usage(), server.scrape()
     wall = max(run.wall_seconds, 1e-9)
+    cpu = usage1.cpu_seconds - usage0.cpu_seconds
     figures: dict[str, Any] = {
-        "server_cpu_cores": round((usage1.cpu_seconds - usage0.cpu_seconds) / wall, 2),
+        "server_cpu_cores": round(cpu / wall, 2),
+        # CPU per call is steadier than throughput on a shared machine: compare changes with it.
+        "server_cpu_ms_per_op": round(1000 * cpu / run.operations, 3) if run.operations else None,
         "server_rss_mb": round(usage1.rss_bytes / 2**20, 1),
         "datastore_queries_per_item": None,
+        "datastore_calls_per_op": None,
         "cache_hit_rate": None,
     }
     if metrics0 is not None and metrics1 is not None:
@@ -112,16 +122,48 @@ def _server_figures(
         hits, misses = delta("rebac_engine_cache_hits"), delta("rebac_engine_cache_misses")
         figures["datastore_queries_per_item"] = round(queries / run.items, 2) if run.items else None
         figures["cache_hit_rate"] = round(hits / (hits + misses), 3) if hits + misses else None
+        calls = sum(delta(key) for key in metrics1 if key.startswith("datastore:"))
+        figures["datastore_calls_per_op"] = round(calls / run.operations, 2) if run.operations else None
     return figures
 
 
+@dataclass(frozen=True, slots=True)
+class _RunSettings:
+    """How each workload is driven: in-flight calls, seconds, per-call deadline, profiling."""
+
+    concurrency: int
+    duration: float
+    call_timeout: float
+    profiler: WorkerProfiler | None = None
+    profile_workloads: tuple[str, ...] = ()
+
+
 def _run_one(
-    pool: ClientPool, server: ServerProcess, workload: Workload, *, concurrency: int, duration: float
+    pool: ClientPool, server: ServerProcess, workload: Workload, settings: _RunSettings
 ) -> tuple[RunResult, dict[str, Any]]:
+    """Drive one workload; a failed pre-workload write is an error of this workload, never a crash."""
+    setup_errors: list[str] = []
     if workload.consistency == "full":
-        asyncio.run(_bump_revision(server.endpoint))
+        try:
+            asyncio.run(_bump_revision(server.endpoint, settings.call_timeout))
+        except Exception as err:  # noqa: BLE001 - reported as this workload's error
+            setup_errors.append(f"pre-workload write: {type(err).__name__}: {err}")
     before = (server.usage(), server.scrape())
-    run = pool.run(workload, concurrency=concurrency, duration=duration)
+    profiling = settings.profiler is not None and workload.name in settings.profile_workloads
+    recording = (
+        settings.profiler.recording(workload.name, server.worker_pids())
+        if profiling and settings.profiler is not None
+        else contextlib.nullcontext()
+    )
+    with recording:
+        run = pool.run(
+            workload,
+            concurrency=settings.concurrency,
+            duration=settings.duration,
+            call_timeout=settings.call_timeout,
+        )
+    run.errors += len(setup_errors)
+    run.error_messages[:0] = setup_errors
     return run, _server_figures(server, before, run)
 
 
@@ -145,6 +187,11 @@ def run_harness(config: RunConfig, *, log: Any = print) -> tuple[Report, int]:
         from benchmarks.spicedb_peer import SpiceDBPeer  # noqa: PLC0415
 
         peer = SpiceDBPeer()
+    profiler = (
+        WorkerProfiler(config.profile_dir, native=config.profile_native)
+        if config.profile_dir is not None
+        else None
+    )
     report = Report(
         machine=_machine(),
         versions=_versions(),
@@ -159,6 +206,8 @@ def run_harness(config: RunConfig, *, log: Any = print) -> tuple[Report, int]:
             "datastore": "postgres",
             "audit_log": "off",
             "peer": config.peer,
+            "call_timeout_s": config.call_timeout,
+            "profile_dir": str(config.profile_dir) if config.profile_dir else None,
         },
     )
     try:
@@ -179,6 +228,11 @@ def run_harness(config: RunConfig, *, log: Any = print) -> tuple[Report, int]:
                     f"imported {count:,} relationships into rebac in {seconds:.1f} s "
                     f"({count / seconds:,.0f}/s)"
                 )
+                database.analyze()
+                report.notes.append(
+                    "the bench database was ANALYZEd after the import (autovacuum would within "
+                    "about a minute); without statistics, plans right after a bulk import are far slower"
+                )
                 if peer is not None:
                     peer.write_schema(world.schema)
                     loaded = peer.load(relationships(world))
@@ -188,11 +242,16 @@ def run_harness(config: RunConfig, *, log: Any = print) -> tuple[Report, int]:
                     report.notes.append(
                         "the server's /metrics did not answer: no datastore queries or cache figures"
                     )
+                settings = _RunSettings(
+                    config.concurrency,
+                    config.duration,
+                    config.call_timeout,
+                    profiler,
+                    config.profile_workloads,
+                )
                 with ClientPool(server.endpoint, processes=config.client_processes) as pool:
                     for name, workload in workloads.items():
-                        run, server_figures = _run_one(
-                            pool, server, workload, concurrency=config.concurrency, duration=config.duration
-                        )
+                        run, server_figures = _run_one(pool, server, workload, settings)
                         peer_run = None
                         if peer is not None and not name.startswith("L0"):
                             from benchmarks.peer_driver import run_on_peer  # noqa: PLC0415
@@ -219,8 +278,7 @@ def run_harness(config: RunConfig, *, log: Any = print) -> tuple[Report, int]:
                                 pool,
                                 server,
                                 workloads[name],
-                                concurrency=concurrency,
-                                duration=config.duration,
+                                _RunSettings(concurrency, config.duration, config.call_timeout),
                             )
                             f = figures_of(run)
                             report.sweep.append(
@@ -254,10 +312,17 @@ def run_harness(config: RunConfig, *, log: Any = print) -> tuple[Report, int]:
     )
     if any(e["pool_exhausted"] for e in report.workloads.values()):
         report.notes.append("a non-repeating pool (cold_check) was used up before the duration ended")
+    if profiler is not None:
+        report.notes.extend(f"profiling: {problem}" for problem in profiler.problems)
+        if profiler.written:
+            report.notes.append(
+                f"py-spy profiles of the server workers ({', '.join(config.profile_workloads)}) in "
+                f"{config.profile_dir}: flame graphs (*.svg), top tables (*-top.txt), stacks (*.folded)"
+            )
     report.finish()
     report.write(config.out)
     if report.mismatches:
         print(f"ANSWER MISMATCHES: {report.mismatches}", file=sys.stderr)
-        for example in report.mismatch_examples:
-            print(f"  {example}", file=sys.stderr)
+        for example in report.mismatch_examples[:10]:
+            print(f"  {example.splitlines()[0] if example else example}", file=sys.stderr)
     return report, report.mismatches

@@ -78,20 +78,31 @@ def _sorted_ids(ids: list[str]) -> tuple[str, ...]:
 class _Session:
     """One client process's connection and the code that sends each kind of operation."""
 
-    def __init__(self, endpoint: str, token: str | None, consistency: str, tag: str) -> None:
+    def __init__(
+        self, endpoint: str, token: str | None, consistency: str, tag: str, call_timeout: float
+    ) -> None:
         from grpc import aio  # noqa: PLC0415 - the parent process never needs grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415
 
         from rebac.client import RebacClient  # noqa: PLC0415
         from rebac.revision import FullyConsistent, MinimizeLatency  # noqa: PLC0415
 
-        self.client = RebacClient(endpoint, token=token, read_your_writes=False, max_retries=0)
+        self.client = RebacClient(
+            endpoint, token=token, read_your_writes=False, max_retries=0, timeout=call_timeout
+        )
+        self.call_timeout = call_timeout
         self._health_channel = aio.insecure_channel(endpoint)
         self._health: Any = health_pb2_grpc.HealthStub(self._health_channel)
         self._health_request = health_pb2.HealthCheckRequest(service="")
         self.consistency: Any = FullyConsistent() if consistency == "full" else MinimizeLatency()
         self._tag = tag
         self._writes = itertools.count()
+        self._item_errors: list[str] = []
+
+    def take_item_errors(self) -> list[str]:
+        """Errors of single items inside the last calls (CheckBulk), cleared: errors, not wrong answers."""
+        errors, self._item_errors = self._item_errors, []
+        return errors
 
     async def close(self) -> None:
         await self.client.close()
@@ -100,7 +111,7 @@ class _Session:
     async def send(self, op: Operation) -> tuple[int, list[str]]:
         """Send `op`; (items answered, mismatch descriptions). RPC errors propagate."""
         if isinstance(op, HealthOp):
-            await self._health.Check(self._health_request, timeout=30)
+            await self._health.Check(self._health_request, timeout=self.call_timeout)
             return 1, []
         if isinstance(op, CheckQuery):
             got = await self.client.check(
@@ -165,7 +176,7 @@ class _Session:
         wrong = []
         for query, reply in zip(op.items, replies, strict=True):
             if isinstance(reply, Exception):
-                wrong.append(f"{query} (in bulk): error {reply}")
+                self._item_errors.append(f"{query} (in bulk): {type(reply).__name__}: {reply}")
             elif not self._agrees(reply, query.expected):
                 wrong.append(f"{query} (in bulk): expected {query.expected}, got {reply.permissionship.name}")
         return len(op.items), wrong
@@ -180,12 +191,18 @@ async def _drive(  # noqa: PLR0917 - one entry point of a client process (pickle
     tasks: int,
     start_at: float,
     duration: float,
+    call_timeout: float,
 ) -> RunResult:
-    session = _Session(endpoint, token, workload.consistency, f"p{os.getpid()}-{time.monotonic_ns()}")
+    tag = f"p{os.getpid()}-{time.monotonic_ns()}"
+    session = _Session(endpoint, token, workload.consistency, tag, call_timeout)
     ops = ops_for_process(workload, process, processes)
     result = RunResult()
-    # Warm the channel (connection setup is not part of any figure).
-    await session._health.Check(session._health_request, timeout=30)  # noqa: SLF001
+    # Warm the channel (connection setup is not part of any figure); a failure is an error, not a crash.
+    try:
+        await session._health.Check(session._health_request, timeout=call_timeout)  # noqa: SLF001
+    except Exception as err:  # noqa: BLE001 - counted and reported like any failed call
+        result.errors += 1
+        result.error_messages.append(f"warm-up health check: {type(err).__name__}: {err}")
     await asyncio.sleep(max(0.0, start_at - time.time()))
     cpu0 = time.process_time()
     started = time.perf_counter()
@@ -208,6 +225,10 @@ async def _drive(  # noqa: PLR0917 - one entry point of a client process (pickle
             result.latencies_ms.append((time.perf_counter() - began) * 1000)
             result.operations += 1
             result.items += items
+            failed = session.take_item_errors()
+            if failed:
+                result.errors += len(failed)
+                result.error_messages.extend(failed[: _MAX_RECORDED - len(result.error_messages)])
             if wrong:
                 result.mismatch_count += len(wrong)
                 result.mismatches.extend(wrong[: _MAX_RECORDED - len(result.mismatches)])
@@ -249,8 +270,15 @@ class ClientPool:
     ) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def run(self, workload: Workload, *, concurrency: int, duration: float) -> RunResult:
-        """Drive `workload` with `concurrency` in-flight calls in total for up to `duration` seconds."""
+    def run(
+        self, workload: Workload, *, concurrency: int, duration: float, call_timeout: float = 30.0
+    ) -> RunResult:
+        """Drive `workload` with `concurrency` in-flight calls in total for up to `duration` seconds.
+
+        Each call has a deadline of `call_timeout` seconds; a call that fails or times out is
+        counted as an error of this workload, and so is a client process that fails as a whole
+        (the run goes on).
+        """
         if concurrency < 1 or duration <= 0:
             raise ValueError("concurrency must be >= 1 and duration > 0")
         used = min(self.processes, concurrency)
@@ -258,11 +286,24 @@ class ClientPool:
         start_at = time.time() + 0.3
         futures = [
             self._pool.submit(
-                _process_main, self.endpoint, self._token, workload, i, used, share[i], start_at, duration
+                _process_main,
+                self.endpoint,
+                self._token,
+                workload,
+                i,
+                used,
+                share[i],
+                start_at,
+                duration,
+                call_timeout,
             )
             for i in range(used)
         ]
         merged = RunResult()
-        for future in futures:
-            merged.merge(future.result())
+        for i, future in enumerate(futures):
+            try:
+                merged.merge(future.result())
+            except Exception as err:  # noqa: BLE001 - a failed client process is this workload's error
+                merged.errors += 1
+                merged.error_messages.append(f"client process {i} failed: {type(err).__name__}: {err}")
         return merged

@@ -2,8 +2,10 @@
 
 Figures per workload: latency percentiles (ms), throughput (operations/s and items/s),
 throughput as a fraction of the L0 (health RPC) and L1 (direct-relation Check) limits,
-server and client CPU (cores used), server RSS, datastore queries per item and cache hit
-rate (from the server's /metrics), and the SpiceDB peer's figures with the ratio.
+server and client CPU (cores used; server CPU milliseconds per call), server RSS,
+datastore queries per item and cache hit rate (from the engine's counters), datastore
+calls per operation (every call the server made, revision and schema reads included),
+and the SpiceDB peer's figures with the ratio.
 """
 
 from __future__ import annotations
@@ -94,10 +96,16 @@ class Report:
     ) -> None:
         """Record one workload's rebac run (with server-side figures) and the peer's run if any."""
         ours = figures_of(run)
-        entry: dict[str, Any] = {"description": description, **asdict(ours), **server}
+        entry: dict[str, Any] = {
+            "description": description,
+            **asdict(ours),
+            **server,
+            "error_examples": run.error_messages[:5],
+        }
         if peer is not None:
             theirs = figures_of(peer)
             entry["peer"] = asdict(theirs)
+            entry["peer_error_examples"] = peer.error_messages[:5]
             entry["ratio_vs_peer"] = (
                 round(ours.items_per_s / theirs.items_per_s, 3) if theirs.items_per_s else None
             )
@@ -135,8 +143,9 @@ class Report:
             f"concurrency {self.config.get('concurrency')}, {self.config.get('duration_s')} s per workload."
         )
         header = (
-            "| workload | p50 ms | p95 ms | p99 ms | max ms | ops/s | items/s | of L0 | of L1 | "
-            "server cores | DS queries/item | cache hit | SpiceDB items/s | SpiceDB p50 ms | vs SpiceDB |"
+            "| workload | p50 ms | p95 ms | p99 ms | max ms | ops/s | items/s | errors | of L0 | of L1 | "
+            "server cores | server CPU ms/op | DS queries/item | DS calls/op | cache hit | "
+            "SpiceDB items/s | SpiceDB p50 ms | vs SpiceDB |"
         )
         lines = [
             f"# rebac benchmark: {ds['name']} {ds['relationships']:,} relationships",
@@ -144,15 +153,18 @@ class Report:
             context,
             "",
             header,
-            "|---|" + "---:|" * 14,
+            "|---|" + "---:|" * 17,
         ]
         for name, e in self.workloads.items():
             peer = e.get("peer") or {}
             lines.append(
                 f"| {name} | {e['p50_ms']} | {e['p95_ms']} | {e['p99_ms']} | {e['max_ms']} | "
-                f"{e['throughput_per_s']:,} | {e['items_per_s']:,} | {_fmt(e.get('fraction_of_L0'))} | "
+                f"{e['throughput_per_s']:,} | {e['items_per_s']:,} | {_errors(e)} | "
+                f"{_fmt(e.get('fraction_of_L0'))} | "
                 f"{_fmt(e.get('fraction_of_L1'))} | {_fmt(e.get('server_cpu_cores'))} | "
-                f"{_fmt(e.get('datastore_queries_per_item'))} | {_fmt(e.get('cache_hit_rate'))} | "
+                f"{_fmt(e.get('server_cpu_ms_per_op'))} | "
+                f"{_fmt(e.get('datastore_queries_per_item'))} | {_fmt(e.get('datastore_calls_per_op'))} | "
+                f"{_fmt(e.get('cache_hit_rate'))} | "
                 f"{_fmt(peer.get('items_per_s'))} | {_fmt(peer.get('p50_ms'))} | "
                 f"{_fmt(e.get('ratio_vs_peer'))}x |"
             )
@@ -169,6 +181,11 @@ class Report:
                 for s in self.sweep
             ]
         lines += ["", f"Answer mismatches: **{self.mismatches}**; RPC errors: {self.errors}.", ""]
+        failing = {name: e["error_examples"] for name, e in self.workloads.items() if e["error_examples"]}
+        if failing:
+            lines += ["Errors (first of each workload):", ""]
+            lines += [f"- {name}: {' '.join(examples[0].split())}" for name, examples in failing.items()]
+            lines.append("")
         lines += [f"- {note}" for note in self.notes]
         return "\n".join(lines) + "\n"
 
@@ -187,10 +204,14 @@ class Report:
 
         written = []
         fig, ax = plt.subplots(figsize=(8, 5))
+        plotted = 0
         for name, values in self.latencies_ms.items():
             if values:
                 ordered = sorted(values)
                 ax.plot(ordered, [(i + 1) / len(ordered) for i in range(len(ordered))], label=name)
+                plotted += 1
+        if not plotted:
+            ax.text(0.5, 0.5, "no successful calls", ha="center", transform=ax.transAxes)
         ax.set_xscale("log")
         ax.set_xlabel("latency (ms, log scale)")
         ax.set_ylabel("fraction of calls")
@@ -198,7 +219,8 @@ class Report:
             f"rebac latency CDF: {self.dataset['name']} {self.dataset['relationships']:,} relationships"
         )
         ax.grid(visible=True, which="both", alpha=0.3)
-        ax.legend(fontsize="small")
+        if plotted:
+            ax.legend(fontsize="small")
         fig.savefig(out / "latency_cdf.png", dpi=110, bbox_inches="tight")
         plt.close(fig)
         written.append(out / "latency_cdf.png")
@@ -222,6 +244,12 @@ class Report:
             plt.close(fig)
             written.append(out / "throughput_vs_concurrency.png")
         return written
+
+
+def _errors(entry: dict[str, Any]) -> str:
+    """The errors cell: rebac's count, and SpiceDB's after a slash when the peer ran."""
+    peer = entry.get("peer")
+    return f"{entry['errors']:,}" + (f" / {peer['errors']:,}" if peer else "")
 
 
 def _fmt(value: float | None) -> str:

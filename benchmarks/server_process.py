@@ -60,10 +60,10 @@ class BenchDatabase:
         self.dsn = _with_database(admin_dsn, self.name)
         self.keep = keep
 
-    async def _execute(self, statement: str) -> None:
+    async def _execute(self, statement: str, *, dsn: str | None = None) -> None:
         import asyncpg  # noqa: PLC0415 - only needed around a run
 
-        conn = await asyncpg.connect(self.admin_dsn)
+        conn = await asyncpg.connect(dsn or self.admin_dsn)
         try:
             await conn.execute(statement)
         finally:
@@ -79,6 +79,15 @@ class BenchDatabase:
     ) -> None:
         if not self.keep:
             asyncio.run(self._execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+
+    def analyze(self) -> None:
+        """``ANALYZE`` the bench database, as autovacuum would within about a minute of a bulk load.
+
+        Without it the planner has no statistics right after the import and picks plans
+        that scan thousands of rows per lookup (a group-closure query measured 123 ms
+        before and 0.18 ms after at drive 100k).
+        """
+        asyncio.run(self._execute("ANALYZE", dsn=self.dsn))
 
     def migrate(self) -> str:
         """Run ``rebac migrate --dsn``; its output. CalledProcessError if it fails."""

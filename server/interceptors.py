@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import os
 import re
 import time
 import uuid
@@ -43,6 +45,28 @@ REQUEST_ID_METADATA = "x-request-id"
 
 _SANE_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 _TRACE_METADATA = frozenset({"traceparent", "tracestate"})
+
+
+class _RequestIds:
+    """Unique request ids without a random read per call: a random per-process prefix + a counter.
+
+    The prefix is drawn again in a forked child (``os.register_at_fork``), so worker
+    processes never share ids. Ids are 32 hex digits, like a uuid4's hex form.
+    """
+
+    def __init__(self) -> None:
+        self._renew()
+        os.register_at_fork(after_in_child=self._renew)
+
+    def _renew(self) -> None:
+        self._prefix = uuid.uuid4().hex[:16]
+        self._counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+_new_request_id = _RequestIds()
 
 
 class _Malformed:
@@ -100,7 +124,7 @@ class _Call:
                 authorization = value
             elif key in _TRACE_METADATA and isinstance(value, str):
                 self.trace_carrier[key] = value
-        self.info = RequestInfo(request_id or uuid.uuid4().hex, method)
+        self.info = RequestInfo(request_id or _new_request_id(), method)
         self._token = set_current_request(self.info)
         self.code = grpc.StatusCode.OK
         self._authorization = authorization

@@ -16,7 +16,7 @@ from rebac.tuples import validate_object_type
 from rebac_server import convert
 from rebac_server._gen.rebac.v1 import core_pb2, permissions_pb2, permissions_pb2_grpc
 from rebac_server.audit import AuditLog
-from rebac_server.consistency import resolve_revision
+from rebac_server.consistency import RevisionResolver
 from rebac_server.cursors import StreamCursor, decode_cursor, encode_cursor
 from rebac_server.errors import to_rpc_status
 from rebac_server.request_context import current_request
@@ -52,15 +52,19 @@ def _check_request(
 
 
 class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
-    """Answers permission questions at one resolved revision per request."""
+    """Answers permission questions at one resolved revision per request.
+
+    Per process it shares head-revision reads between concurrent requests (`RevisionResolver`).
+    """
 
     def __init__(self, datastore: Datastore, engine: Engine, audit: AuditLog) -> None:
         self._datastore = datastore
         self._engine = engine
         self._audit = audit
+        self._resolver = RevisionResolver(datastore)
 
     async def _revision(self, consistency: Consistency) -> tuple[Revision, str]:
-        revision = await resolve_revision(consistency, self._datastore)
+        revision = await self._resolver.resolve(consistency)
         return revision, encode_token(revision)
 
     async def Check(  # noqa: N802 - gRPC method name
@@ -82,13 +86,14 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             )
         revision, token = await self._revision(convert.consistency_from_proto(request.consistency))
         result = await self._engine.check(self._datastore.snapshot_reader(revision), check)
-        self._audit.record(
-            result=result.permissionship.value,
-            resource=str(check.resource),
-            permission=check.permission,
-            subject=str(check.subject),
-            revision=token,
-        )
+        if self._audit.enabled:  # building the record's strings costs per call, even when discarded
+            self._audit.record(
+                result=result.permissionship.value,
+                resource=str(check.resource),
+                permission=check.permission,
+                subject=str(check.subject),
+                revision=token,
+            )
         return permissions_pb2.CheckResponse(
             checked_at=core_pb2.RevisionToken(token=token),
             permissionship=convert.permissionship_to_proto(result.permissionship),
@@ -138,13 +143,14 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
                 assert outcome is not None  # noqa: S101 - every index was filled above
                 pair.error.CopyFrom(to_rpc_status(outcome, request_id=request_id))
                 result = "error"
-            self._audit.record(
-                result=result,
-                resource=str(check.resource) if check else None,
-                permission=check.permission if check else None,
-                subject=str(check.subject) if check else None,
-                revision=token,
-            )
+            if self._audit.enabled:
+                self._audit.record(
+                    result=result,
+                    resource=str(check.resource) if check else None,
+                    permission=check.permission if check else None,
+                    subject=str(check.subject) if check else None,
+                    revision=token,
+                )
         return response
 
     async def Expand(  # noqa: N802 - gRPC method name

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from benchmarks.__main__ import EXIT_OK, main
+from benchmarks.profiler import _py_spy
 
 DSN = os.environ.get("REBAC_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 SMOKE_WORKLOADS = "L0_health,L1_direct_check,cold_check,warm_check,write"
@@ -70,3 +71,18 @@ class TestHarnessSmoke:
         assert report["workloads"]["L0_health"]["fraction_of_L0"] == 1.0
         assert (out / "report.md").read_text().startswith("# rebac benchmark: drive")
         assert (out / "latency_cdf.png").stat().st_size > 0
+        assert report["workloads"]["L1_direct_check"]["datastore_calls_per_op"] is not None
+
+    def test_profile_of_the_cold_checks(self, tmp_path):
+        """--profile leaves a flame graph and a top table per server worker for the cold-check workload."""
+        if _py_spy() is None:
+            pytest.skip("py-spy is not installed in this environment")
+        _postgres_or_skip()
+        args = ["run", "--dataset", "drive", "--size", "2000", "--datastore-uri", DSN, "--workers", "1"]
+        args += ["--client-processes", "1", "--concurrency", "2", "--duration", "1", "--checks", "100"]
+        args += ["--workloads", "cold_check", "--out", str(tmp_path / "r"), "--profile", str(tmp_path / "p")]
+        assert main(args) == EXIT_OK
+        tops = list((tmp_path / "p").glob("cold_check-worker*-top.txt"))
+        assert len(tops) == 1
+        assert "%Own" in tops[0].read_text()
+        assert tops[0].with_name(tops[0].name.replace("-top.txt", ".svg")).read_text().startswith("<svg")
