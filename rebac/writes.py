@@ -117,12 +117,18 @@ def _validate(schema: CompiledSchema, updates: Sequence[RelationshipUpdate]) -> 
     may name a row that a since-narrowed schema no longer allows.
     """
     types = TypeSystem(schema)
-    for update in updates:
+    for index, update in enumerate(updates):
         relationship = update.relationship
-        if update.operation is UpdateOperation.DELETE:
-            _require_relation(schema, relationship.resource.type, relationship.relation)
-        else:
-            types.validate_relationship(relationship)
+        try:
+            if update.operation is UpdateOperation.DELETE:
+                _require_relation(schema, relationship.resource.type, relationship.relation)
+            else:
+                types.validate_relationship(relationship)
+        except RebacError as err:
+            # Name the culprit: in a batch of a thousand, "relation `readr` not found" alone
+            # leaves the caller searching. The error keeps its class (and status code).
+            err.args = (f"updates[{index}] `{relationship}`: {err}",)
+            raise
 
 
 def _require_relation(schema: CompiledSchema, type_name: str, relation: str | None) -> None:

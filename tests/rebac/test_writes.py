@@ -140,6 +140,13 @@ class TestWriteRelationships:
             await write_relationships(ds, touch("document:9#viewer@user:ann", text))
         assert await stored(ds) == []
 
+    async def test_error_names_the_offending_update(self, ds: MemoryDatastore) -> None:
+        """In a batch, the refusal names the index and text of the relationship at fault."""
+        updates = touch("document:1#viewer@user:ann", "document:2#viewer@user:bob", "document:3#readr@user:cy")
+        with pytest.raises(UnknownRelationError, match=r"updates\[2\] `document:3#readr@user:cy`: .*readr"):
+            await write_relationships(ds, updates)
+        assert await stored(ds) == []
+
     async def test_without_schema(self) -> None:
         """Writing before any schema exists raises SchemaMissingError."""
         ds = MemoryDatastore()
