@@ -77,6 +77,8 @@ class PostgresTransaction(PostgresReader):
     def __init__(self, conn: AnyConnection, revision: PostgresRevision, schemas: SchemaCache) -> None:
         super().__init__(conn, revision, schemas)
         self._conn = conn
+        self.bulk_loaded = 0
+        """Rows this transaction COPYed in (read by the datastore after commit)."""
 
     async def write_relationships(self, updates: Sequence[RelationshipUpdate]) -> None:
         """Apply CREATE/TOUCH/DELETE updates atomically with the rest of the transaction.
@@ -152,6 +154,7 @@ class PostgresTransaction(PostgresReader):
                 records=records(),
                 columns=[*_KEY_COLUMNS.split(", "), "caveat_name", "caveat_context", "expiration"],
             )
+        self.bulk_loaded += count
         return count
 
     async def write_schema(self, text: str) -> None:

@@ -17,6 +17,7 @@ from rebac.datastore.memory import MemoryRevision
 from rebac.datastore.postgres import (
     DatastoreState,
     PostgresDatastore,
+    PostgresOptions,
     PostgresRevision,
     available_migrations,
     migrate,
@@ -256,3 +257,51 @@ class TestIndexUse:
             plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {sql}", str(head.snapshot), *args))
         assert "Seq Scan" not in plan, plan
         assert any(name in plan for name in index.split("|")), plan
+
+
+class TestPlannerStatistics:
+    async def _bulk(self, ds: PostgresDatastore, start: int, count: int) -> None:
+        async def rows() -> AsyncIterator[Relationship]:
+            for i in range(start, start + count):
+                yield rel(f"document:d{i}#viewer@user:u{i}")
+
+        async def body(tx: Transaction) -> None:
+            await tx.bulk_load(rows())
+
+        await ds.read_write_tx(body)
+
+    async def _analyzed(self, ds: PostgresDatastore) -> bool:
+        async with ds.pool.acquire() as conn:
+            when = await conn.fetchval(
+                "SELECT last_analyze FROM pg_stat_user_tables"
+                " WHERE relname = 'rebac_relationship' AND schemaname = current_schema()"
+            )
+        return when is not None
+
+    async def test_bulk_loads_past_the_threshold_refresh_statistics(self, pg_dsn: str) -> None:
+        """Once bulk loads add `analyze_after_rows` rows in total, the table is ANALYZEd; not before."""
+        async with PostgresDatastore(pg_dsn, PostgresOptions(migrate=True, analyze_after_rows=300)) as ds:
+            await self._bulk(ds, 0, 200)
+            assert not await self._analyzed(ds)
+            await self._bulk(ds, 200, 200)
+            assert await self._analyzed(ds)
+
+    async def test_a_released_connection_is_usable_after_a_failed_transaction(
+        self, postgres_datastore: PostgresDatastore
+    ) -> None:
+        """With the no-op pool reset, a rolled-back transaction still leaves clean connections."""
+        await postgres_datastore.read_write_tx(_write_schema)
+
+        async def failing(tx: Transaction) -> None:
+            await tx.write_relationships([RelationshipUpdate(UpdateOperation.TOUCH, rel("document:1#viewer@user:a"))])
+            raise RuntimeError("boom")
+
+        for _ in range(postgres_datastore.options.max_pool_size + 2):
+            with pytest.raises(RuntimeError):
+                await postgres_datastore.read_write_tx(failing)
+        head = await write(postgres_datastore, "document:2#viewer@user:b")
+        assert await read_all(postgres_datastore, head) == ["document:2#viewer@user:b"]
+
+
+async def _write_schema(tx: Transaction) -> None:
+    await tx.write_schema(SCHEMA)
