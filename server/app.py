@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -271,6 +272,10 @@ async def _serve_process(
             signal.SIGHUP, reload_key_file, config, running.interceptor
         )
         gc_task = start_gc(datastore, running.metrics, config.gc_interval) if worker == 0 else None
+        # Everything allocated at startup (modules, schema, protos) lives as long as the
+        # process: move it out of the cyclic collector's view so each collection scans only
+        # per-request garbage (the collector was 2% of samples under a direct-check load).
+        gc.freeze()
         try:
             on_ready(running)
             await stop.wait()
