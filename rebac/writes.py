@@ -34,6 +34,7 @@ __all__ = [
     "delete_relationships",
     "describe_filter",
     "import_relationships",
+    "validate_filter",
     "write_relationships",
     "write_schema",
 ]
@@ -131,6 +132,17 @@ def _validate(schema: CompiledSchema, updates: Sequence[RelationshipUpdate]) -> 
             raise
 
 
+def validate_filter(schema: CompiledSchema, filter: RelationshipFilter) -> None:  # noqa: A002 - the domain word
+    """Raise UnknownDefinitionError/UnknownRelationError if `filter` names what `schema` lacks.
+
+    A filter on a type that does not exist matches nothing; saying so beats an empty answer.
+    """
+    if filter.resource_type is not None:
+        _require_relation(schema, filter.resource_type, filter.relation)
+    if filter.subject is not None:
+        _require_relation(schema, filter.subject.type, None)
+
+
 def _require_relation(schema: CompiledSchema, type_name: str, relation: str | None) -> None:
     definition = schema.definition(type_name)
     if definition is None:
@@ -200,11 +212,7 @@ async def delete_relationships(
 
     async def body(tx: Transaction) -> None:
         nonlocal deleted
-        schema = await tx.read_schema()
-        if filter.resource_type is not None:
-            _require_relation(schema, filter.resource_type, filter.relation)
-        if filter.subject is not None:
-            _require_relation(schema, filter.subject.type, None)
+        validate_filter(await tx.read_schema(), filter)
         await _check_preconditions(tx, preconditions)
         deleted = await tx.delete_relationships(filter, limit=limit)
 

@@ -12,7 +12,13 @@ from rebac.datastore.protocol import Datastore
 from rebac.errors import InvalidRequestError
 from rebac.revision import AtExactSnapshot, Consistency, Revision, encode_token
 from rebac.tuples import Relationship, RelationshipUpdate, validate_object_type
-from rebac.writes import Precondition, delete_relationships, import_relationships, write_relationships
+from rebac.writes import (
+    Precondition,
+    delete_relationships,
+    import_relationships,
+    validate_filter,
+    write_relationships,
+)
 from rebac_server import convert
 from rebac_server._gen.rebac.v1 import core_pb2, relationships_pb2, relationships_pb2_grpc
 from rebac_server.audit import AuditLog
@@ -122,6 +128,7 @@ class RelationshipsServicer(relationships_pb2_grpc.RelationshipsServiceServicer)
         consistency, after = _pinned(request)
         revision, token = await self._revision(consistency)
         reader = self._datastore.snapshot_reader(revision)
+        validate_filter(await reader.read_schema(), flt)
         limit = request.optional_limit or None
         rows = (
             reader.query_relationships(flt, limit=limit, after=after)

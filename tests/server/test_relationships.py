@@ -145,6 +145,17 @@ class TestReadRelationships:
         )
         assert _texts(await _read(server, flt)) == ["document:2#viewer@user:bob"]
 
+    async def test_unknown_type_or_relation_is_an_error_not_an_empty_answer(self, server):
+        """A filter naming a type or relation the schema lacks is FAILED_PRECONDITION, not silence."""
+        for flt in (
+            core_pb2.RelationshipFilter(resource_type="foo"),
+            core_pb2.RelationshipFilter(resource_type="document", optional_relation="readr"),
+        ):
+            with pytest.raises(aio.AioRpcError) as info:
+                await _read(server, flt)
+            assert info.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+            assert "not found" in info.value.details()
+
     async def test_empty_filter_is_refused(self, server):
         """A read filter with neither resource_type nor subject is INVALID_ARGUMENT naming the field."""
         with pytest.raises(aio.AioRpcError) as info:
