@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import multiprocessing
@@ -387,7 +388,36 @@ def _wait_any(processes: list[BaseProcess]) -> None:
     wait([p.sentinel for p in processes])
 
 
+def _refuse_busy_address(listen: str) -> None:
+    """InvalidRequestError naming `listen` if something already listens there.
+
+    gRPC's own bind failure is a C-core log line plus "Failed to bind"; a probe socket gives
+    the user one clear line before anything (the embedded PostgreSQL, workers) starts.
+    SO_REUSEADDR keeps a recently stopped server's TIME_WAIT sockets from looking busy.
+    """
+    host, _, port = listen.rpartition(":")
+    if port in {"", "0"}:
+        return
+    try:
+        infos = socket.getaddrinfo(host.strip("[]") or None, int(port), type=socket.SOCK_STREAM)
+    except (OSError, ValueError):
+        return  # not resolvable here: gRPC reports it when it binds
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise InvalidRequestError(
+                    f"cannot listen on {listen}: the address is already in use "
+                    "(another `rebac serve`?); pick another with --listen",
+                    field="listen",
+                ) from None
+
+
 async def _serve(config: ServerConfig) -> int:
+    _refuse_busy_address(config.listen)
     embedded = None
     dsn = config.datastore_uri
     extra = ""

@@ -415,3 +415,21 @@ class TestEmbeddedPostgres:
                 assert client.check("document:keep", "view", "user:ann").allowed
         finally:
             shutil.rmtree(parent, ignore_errors=True)
+
+
+class TestBusyAddress:
+    def test_an_address_in_use_is_refused_with_one_clear_line(self):
+        """Starting on a port another process listens on fails before anything starts, naming the address."""
+        import socket
+
+        from rebac.errors import InvalidRequestError
+        from rebac_server.app import _refuse_busy_address
+
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            with pytest.raises(InvalidRequestError, match=f"127.0.0.1:{port}: the address is already in use"):
+                _refuse_busy_address(f"127.0.0.1:{port}")
+        _refuse_busy_address(f"127.0.0.1:{port}")  # free again: no error
+        _refuse_busy_address("127.0.0.1:0")  # an ephemeral port is never busy
