@@ -35,11 +35,12 @@ from rebac.errors import (
     AuthenticationError,
     AuthorizationError,
     DatastoreNotMigratedError,
+    InvalidRequestError,
     RelationshipExistsError,
     UnknownRelationError,
 )
 from rebac.revision import FullyConsistent
-from rebac_server.app import prepare_database
+from rebac_server.app import _refuse_busy_address, prepare_database
 from tests.server.server_helpers import SCHEMA, fresh_pg_schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -420,11 +421,6 @@ class TestEmbeddedPostgres:
 class TestBusyAddress:
     def test_an_address_in_use_is_refused_with_one_clear_line(self):
         """Starting on a port another process listens on fails before anything starts, naming the address."""
-        import socket
-
-        from rebac.errors import InvalidRequestError
-        from rebac_server.app import _refuse_busy_address
-
         with socket.socket() as taken:
             taken.bind(("127.0.0.1", 0))
             taken.listen()
