@@ -8,12 +8,46 @@ these results.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 from rebac.datastore.filters import RelationshipFilter, SubjectFilter
 from rebac.datastore.protocol import Reader
 from rebac.tuples import WILDCARD, Relationship
 
-__all__ = ["subject_set_closure_by_queries", "subject_set_height_by_queries", "walk_relations_by_queries"]
+__all__ = [
+    "BatchClosureReader",
+    "subject_set_closure_by_queries",
+    "subject_set_closures_by_queries",
+    "subject_set_height_by_queries",
+    "walk_relations_by_queries",
+]
+
+
+@runtime_checkable
+class BatchClosureReader(Protocol):
+    """**Protocol (optional capability):** many subjects' nested-group closures at once.
+
+    CheckBulk asks for the closures of every subject of a batch in one round trip; readers
+    without it are asked once per subject (`GraphReader.subject_set_closure`).
+    """
+
+    async def subject_set_closures(
+        self,
+        resource_type: str,
+        relation: str,
+        subject_type: str,
+        subject_ids: Sequence[str],
+        *,
+        max_rows: int,
+    ) -> dict[str, list[Relationship]] | None:
+        """For each of `subject_ids`, exactly what `GraphReader.subject_set_closure` returns.
+
+        Live rows, each once per subject, in key order. None when the answer is too large:
+        more than `max_rows` rows in total (implementations may count rows shared by several
+        subjects once); then no subject's list is over `max_rows` when not None, and the
+        caller asks subject by subject.
+        """
+        ...
 
 
 async def walk_relations_by_queries(
@@ -108,3 +142,26 @@ async def subject_set_height_by_queries(
         if frontier:
             height += 1
     return height
+
+
+async def subject_set_closures_by_queries(
+    reader: Reader,
+    resource_type: str,
+    relation: str,
+    subject_type: str,
+    subject_ids: Sequence[str],
+    *,
+    max_rows: int,
+) -> dict[str, list[Relationship]] | None:
+    """See `BatchClosureReader.subject_set_closures`; one closure per subject."""
+    out: dict[str, list[Relationship]] = {}
+    total = 0
+    for sid in subject_ids:
+        rows = await subject_set_closure_by_queries(
+            reader, resource_type, relation, subject_type, sid, max_rows=max_rows
+        )
+        if rows is None:
+            return None
+        total += len(rows)
+        out[sid] = rows
+    return out if total <= max_rows else None

@@ -22,9 +22,9 @@ from rebac.engine.check import Checker
 from rebac.engine.closure import ClosureCache, ClosureResolver, is_closure_node
 from rebac.engine.contextual import ContextualReader
 from rebac.engine.cursor import decode_cursor, encode_cursor
-from rebac.engine.dispatch import DispatchCheckRequest, LocalDispatcher, RequestScope
+from rebac.engine.dispatch import DispatchCheckRequest, DispatchCheckResponse, LocalDispatcher, RequestScope
 from rebac.engine.expand import expand_tree
-from rebac.engine.lookup_resources import resource_candidates
+from rebac.engine.lookup_resources import Confirm, reverse_walk
 from rebac.engine.lookup_subjects import subject_candidates
 from rebac.engine.membership import Condition, MembershipSet
 from rebac.engine.prefetch import PrefetchStore, WalkPlan, walk_plan
@@ -40,6 +40,7 @@ from rebac.engine.requests import (
 from rebac.engine.singleflight import SingleflightDispatcher
 from rebac.engine.stats import EngineStats
 from rebac.errors import (
+    BugError,
     InvalidRequestError,
     LimitExceededError,
     RebacError,
@@ -316,14 +317,16 @@ class Engine:
             groups[key].append(i)
         out: list[CheckResult | RebacError] = [_NO] * len(requests)
 
-        async def run(key: tuple[str, str, SubjectRef, tuple[Relationship, ...]], items: list[int]) -> None:
-            resource_type, permission, subject, contextual = key
+        prepared = await self._bulk_requests(reader, now, requests, groups, out)
+        common = next((scope for scope, _, _, shares in prepared if shares), None)
+        if common is not None:
+            await self._warm_bulk(common, [request for _, request, _, shares in prepared if shares])
+
+        async def run(scope: RequestScope, request: DispatchCheckRequest, items: list[int]) -> None:
             try:
-                scope = await self._scope(reader, now, contextual)
-                self._validate(scope, resource_type, permission, subject)
-                members = await self._members(
-                    scope, resource_type, (requests[i].resource.id for i in items), permission, subject
-                )
+                if scope is not common:
+                    await self._warm(scope, request)
+                members = (await self._cache.dispatch_check(request)).members
             except RebacError as err:
                 for i in items:
                     out[i] = err
@@ -335,9 +338,94 @@ class Engine:
                     out[i] = err
 
         async with asyncio.TaskGroup() as group:
-            for key, items in groups.items():
-                group.create_task(run(key, items))
+            for scope, request, items, _ in prepared:
+                group.create_task(run(scope, request, items))
         return out
+
+    async def _bulk_requests(
+        self,
+        reader: Reader,
+        now: datetime,
+        requests: Sequence[CheckRequest],
+        groups: Mapping[tuple[str, str, SubjectRef, tuple[Relationship, ...]], list[int]],
+        out: list[CheckResult | RebacError],
+    ) -> list[tuple[RequestScope, DispatchCheckRequest, list[int], bool]]:
+        """One validated root request per group: (scope, request, items, shares the scope).
+
+        Groups without contextual relationships share one scope (one memo of sub-problem
+        answers, reads merged by `_warm_bulk`); the others get private scopes. A group that
+        fails validation gets its error in `out` and no request.
+        """
+        common: RequestScope | RebacError | None = None
+        if any(not key[3] for key in groups):
+            try:
+                common = await self._scope(reader, now)
+            except RebacError as err:
+                common = err
+        prepared: list[tuple[RequestScope, DispatchCheckRequest, list[int], bool]] = []
+        for (resource_type, permission, subject, contextual), items in groups.items():
+            try:
+                if contextual:
+                    scope = await self._scope(reader, now, contextual)
+                elif isinstance(common, RequestScope):
+                    scope = common
+                elif isinstance(common, RebacError):
+                    raise common  # reading the schema failed: every plain group fails with it
+                else:  # pragma: no cover - a plain group always gets the common scope
+                    raise BugError("no common scope for a group without contextual relationships")
+                self._validate(scope, resource_type, permission, subject)
+            except RebacError as err:
+                for i in items:
+                    out[i] = err
+                continue
+            request = DispatchCheckRequest(
+                resource_type=resource_type,
+                resource_ids=tuple(sorted({requests[i].resource.id for i in items})),
+                relation=permission,
+                subject=subject,
+                depth_remaining=self.max_depth,
+                scope=scope,
+            )
+            prepared.append((scope, request, items, scope is common))
+        return prepared
+
+    async def _warm_bulk(self, scope: RequestScope, requests: Sequence[DispatchCheckRequest]) -> None:
+        """`_warm` for many root requests sharing `scope`, with the reads merged.
+
+        One arrow prefetch per (resource type, permission) over the ids of every request
+        of that pair, and the closures of all subjects in one query per node and subject
+        type (`ClosureResolver.prime`), in one round trip. What a read returns does not
+        depend on which request asked, so merging changes no answer.
+        """
+        store, closures = scope.prefetch, scope.closures
+        if store is None or closures is None:
+            return
+        walks: dict[tuple[str, str], tuple[WalkPlan, set[str]]] = {}
+        loads: dict[tuple[str, str], dict[SubjectRef, None]] = defaultdict(dict)
+        for request in requests:
+            subject = request.subject
+            if self._cache.peek(request) or not scope.reachability.can_reach(
+                request.resource_type, request.relation, subject
+            ):
+                continue
+            plan = self._plan(scope, request.resource_type, request.relation, subject.type)
+            if plan.walk is not None:
+                walks.setdefault((request.resource_type, request.relation), (plan.walk, set()))[1].update(
+                    request.resource_ids
+                )
+            if subject.relation is None:
+                for node in plan.closure_nodes:
+                    loads[node][subject] = None
+        jobs: list[Awaitable[object]] = []
+        for (resource_type, _), (walk, ids) in walks.items():
+            jobs.append(self._prefetch(scope, store, resource_type, sorted(ids), walk))
+        jobs.extend(closures.prime(t, r, list(subjects)) for (t, r), subjects in loads.items())
+        if jobs:
+            await asyncio.gather(*jobs)
+        # Closures the reader could not batch load one by one, still in this round trip.
+        late = [closures.get(t, r, subject) for (t, r), subjects in loads.items() for subject in subjects]
+        if late:
+            await asyncio.gather(*late)
 
     async def expand(
         self, reader: Reader, resource: ObjectRef, permission: str, *, recursive: bool = False
@@ -365,13 +453,22 @@ class Engine:
         `limit` results. Caveated results come back CONDITIONAL with their missing context
         when `context` does not decide them. Agrees exactly with `check` at the same
         revision, "now", context and `contextual_relationships` (see `check`).
+
+        The reverse walk (`lookup_resources.reverse_walk`) finds every candidate first, then
+        results stream in id order: members the walk proved need no Check; the rest are
+        confirmed with one batched Check. Each page repeats the walk (cursors hold no state).
         """
         after = decode_cursor("lookup_resources", cursor)
         _check_limit(limit)
         scope = await self._scope(reader, now, tuple(contextual_relationships))
         self._validate(scope, resource_type, permission, subject)
-        ids = await resource_candidates(scope, resource_type, permission, subject)
-        members = await self._members(scope, resource_type, ids, permission, subject)
+        walk = await reverse_walk(
+            scope, resource_type, permission, subject, self._lookup_confirm(scope, subject)
+        )
+        # Definite members need no Check; the rest of the candidates get one batched Check.
+        members = (
+            await self._members(scope, resource_type, walk.candidates - walk.definite, permission, subject)
+        ).union_with(dict.fromkeys(walk.definite))
         emitted = 0
         for rid in sorted(members):
             if after is not None and rid <= after:
@@ -385,6 +482,23 @@ class Engine:
             yield FoundResource(
                 rid, result.permissionship, result.missing_context, encode_cursor("lookup_resources", rid)
             )
+
+    def _lookup_confirm(self, scope: RequestScope, subject: SubjectRef) -> Confirm:
+        """Batched root-level Check of `subject` for a lookup's inner nodes (cached, warmed)."""
+
+        async def confirm(resource_type: str, ids: tuple[str, ...], relation: str) -> DispatchCheckResponse:
+            request = DispatchCheckRequest(
+                resource_type=resource_type,
+                resource_ids=ids,
+                relation=relation,
+                subject=subject,
+                depth_remaining=self.max_depth,
+                scope=scope,
+            )
+            await self._warm(scope, request)
+            return await self._cache.dispatch_check(request)
+
+        return confirm
 
     async def lookup_subjects(
         self,
@@ -414,18 +528,27 @@ class Engine:
         probe = SubjectRef(subject_type, "probe", subject_relation)
         self._validate(scope, resource.type, permission, probe)
         found = await subject_candidates(scope, resource, permission, subject_type, subject_relation)
-        results: dict[str, CheckResult] = {}
-        for sid in sorted(found.ids):
+        # Definite subjects (and everyone, under a definite wildcard) need no Check.
+        sure = found.ids if found.definite_wildcard else found.definite
+        results: dict[str, CheckResult] = dict.fromkeys(sure & found.ids, _YES)
+
+        async def confirm(sid: str) -> None:
             subject = SubjectRef(subject_type, sid, subject_relation)
             members = await self._members(scope, resource.type, (resource.id,), permission, subject)
             results[sid] = self._result(scope, members, resource.id, context)
+
+        await asyncio.gather(*(confirm(sid) for sid in sorted(found.ids - sure)))
+        results = dict(sorted(results.items()))
         entries: list[FoundSubject] = []
         if found.wildcard:
-            fresh = _fresh_id(found.ids)
-            members = await self._members(
-                scope, resource.type, (resource.id,), permission, SubjectRef(subject_type, fresh)
-            )
-            verdict = self._result(scope, members, resource.id, context)
+            if found.definite_wildcard:
+                verdict = _YES
+            else:
+                fresh = _fresh_id(found.ids)
+                members = await self._members(
+                    scope, resource.type, (resource.id,), permission, SubjectRef(subject_type, fresh)
+                )
+                verdict = self._result(scope, members, resource.id, context)
             if verdict.permissionship is not Permissionship.NO_PERMISSION:
                 excluded = tuple(
                     SubjectRef(subject_type, sid)

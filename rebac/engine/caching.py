@@ -24,6 +24,13 @@ class CachingDispatcher:
       are never stored: they are true for that request only, and keeping them would only
       evict shared answers. In-flight de-duplication still shares them within the request.
     - `max_entries` bounds memory (least recently used evicted); 0 disables caching.
+
+    Each request also keeps its own answers (`RequestScope.memo`), under the same rules
+    (depth, no cycle cuts), whether or not the shared cache is on: a folder chain reaches
+    ``folder:x#edit`` both through ``view -> edit`` and through ``parent->view``, and
+    without it a cold check would evaluate such nodes once per path (quadratic in depth).
+    The memo lives and dies with the request: it shares nothing between requests, so a
+    cold check (``max_entries=0``) stays cold.
     """
 
     def __init__(self, delegate: Dispatcher, *, max_entries: int = 10_000) -> None:
@@ -51,24 +58,29 @@ class CachingDispatcher:
 
     async def dispatch_check(self, request: DispatchCheckRequest) -> DispatchCheckResponse:
         """A sufficient stored answer, or the delegate's (stored when safe)."""
-        stats = request.scope.stats
-        if self._max_entries <= 0 or request.scope.cache_namespace is not None:
-            return await self._delegate.dispatch_check(request)
+        scope = request.scope
+        stats = scope.stats
         key = check_key(request)
-        hit = self._entries.get(key)
-        if (
-            hit is not None
-            and request.depth_remaining >= hit.depth_required
-            and hit.valid_at(request.scope.now)
-        ):
-            self._entries.move_to_end(key)
-            stats.cache_hits += 1
-            return hit
-        stats.cache_misses += 1
-        response = await self._delegate.dispatch_check(request)
-        if not response.cycle_cut:
-            self._entries[key] = response
-            self._entries.move_to_end(key)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+        memo = scope.memo
+        known = memo.get(key)
+        if known is not None and request.depth_remaining >= known.depth_required:
+            stats.memo_hits += 1
+            return known  # computed at this request's "now": valid by construction
+        if self._max_entries <= 0 or scope.cache_namespace is not None:
+            response = await self._delegate.dispatch_check(request)
+        else:
+            hit = self._entries.get(key)
+            if hit is not None and request.depth_remaining >= hit.depth_required and hit.valid_at(scope.now):
+                self._entries.move_to_end(key)
+                stats.cache_hits += 1
+                return hit
+            stats.cache_misses += 1
+            response = await self._delegate.dispatch_check(request)
+            if not response.cycle_cut:
+                self._entries[key] = response
+                self._entries.move_to_end(key)
+                while len(self._entries) > self._max_entries:
+                    self._entries.popitem(last=False)
+        if not response.cycle_cut and response.valid_at(scope.now):
+            memo[key] = response
         return response

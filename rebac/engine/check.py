@@ -37,7 +37,7 @@ from rebac.engine.membership import (
     MembershipSet,
     caveat_and,
 )
-from rebac.errors import RebacError, UnknownDefinitionError, UnknownRelationError
+from rebac.errors import MaxDepthExceededError, RebacError, UnknownDefinitionError, UnknownRelationError
 from rebac.schema.definitions import (
     ArrowFunction,
     ComputedUserset,
@@ -163,8 +163,10 @@ class _Evaluation:
         if len(members) < len(ids):
             # The walk would explore every chain below a non-member (and raise if one is too
             # deep for the depth left): answer "no" only where the walk would have.
-            cap = req.depth_remaining
-            if await closures.height(req.resource_type, req.relation, ids, cap) >= cap:
+            store = self.scope.prefetch
+            pool = frozenset() if store is None else store.subject_set_ids(req.resource_type, req.relation)
+            depth = req.depth_remaining
+            if await closures.chain_reaches(req.resource_type, req.relation, ids, depth, pool=pool):
                 return None
         self.meta.depth_required = max(self.meta.depth_required, deepest + 1)
         return MembershipSet.of(*members)
@@ -436,17 +438,27 @@ class _Evaluation:
             self.meta.cycle_cut = True
         if not kept:
             return EMPTY
-        response = await self.dispatcher.dispatch_check(
-            DispatchCheckRequest(
-                resource_type=resource_type,
-                resource_ids=kept,
-                relation=relation,
-                subject=subject,
-                depth_remaining=self.request.depth_remaining - 1,
-                scope=self.scope,
-                path=path,
-            )
+        request = DispatchCheckRequest(
+            resource_type=resource_type,
+            resource_ids=kept,
+            relation=relation,
+            subject=subject,
+            depth_remaining=self.request.depth_remaining - 1,
+            scope=self.scope,
+            path=path,
         )
+        definition = self.scope.schema.definition(resource_type)
+        if definition is not None and isinstance(definition.member(relation), Relation):
+            # A relation is evaluated in place, past the cache and de-duplication: its answer
+            # is one read (usually from the prefetch) or a closure lookup, cheaper than the
+            # chain's bookkeeping, and the permissions above it are still cached. The depth
+            # limit and the dispatch count apply exactly as in `LocalDispatcher`.
+            if request.depth_remaining <= 0:
+                raise MaxDepthExceededError(self.scope.max_depth)
+            self.scope.stats.dispatches += 1
+            response = await _Evaluation(request, self.dispatcher).run()
+        else:
+            response = await self.dispatcher.dispatch_check(request)
         self.meta.absorb(response)
         return response.members
 

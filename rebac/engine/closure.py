@@ -13,7 +13,10 @@ It is used only where it cannot differ from the step-by-step walk:
 - the hops to a requested member fit in the depth left, and when some requested id is
   not a member, the longest subject-set chain below the requested ids does too (one more
   recursive query, `GraphReader.subject_set_height`); otherwise the walk runs and raises
-  MaxDepthExceededError exactly as before;
+  MaxDepthExceededError exactly as before. That query is asked once per request for all
+  the subject sets the prefetch saw (`ClosureResolver.chain_reaches`): the longest chain
+  below a superset bounds the chains below any subset, and only a bound at or over the
+  depth left sends the exact question for the requested ids;
 - readers with contextual relationships are not graph readers, so they always walk.
 
 Closures are cached per (revision, node, subject): rows at a revision never change, so
@@ -27,6 +30,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
+from rebac.datastore.graph import BatchClosureReader
 from rebac.datastore.protocol import GraphReader
 from rebac.engine.stats import EngineStats
 from rebac.schema.definitions import CompiledSchema, Relation
@@ -138,8 +142,9 @@ class ClosureResolver:
         self._schema = schema
         self._shared = shared
         self._stats = stats
-        self._tasks: dict[Hashable, asyncio.Task[Closure | None]] = {}
+        self._tasks: dict[Hashable, asyncio.Future[Closure | None]] = {}
         self._heights: dict[Hashable, asyncio.Task[int]] = {}
+        self._pool_caps: dict[tuple[str, str, tuple[str, ...]], int] = {}
 
     async def get(self, resource_type: str, relation: str, subject: SubjectRef) -> Closure | None:
         """The closure of plain `subject` in `resource_type#relation`; None when not usable."""
@@ -152,7 +157,57 @@ class ClosureResolver:
         if task is None:
             task = asyncio.ensure_future(self._load(key, resource_type, relation, subject))
             self._tasks[key] = task
+        elif task.done():
+            return task.result()  # the common case after the warm-up: no shield to build
         return await asyncio.shield(task)
+
+    async def prime(self, resource_type: str, relation: str, subjects: Sequence[SubjectRef]) -> None:
+        """Load the closures of many plain `subjects` at once, when the reader can.
+
+        Needs a `BatchClosureReader`; otherwise (or when the batch is too large) this does
+        nothing and `get` loads each subject's closure on demand. Subjects whose closure is
+        already known or loading are skipped.
+        """
+        reader = self._reader
+        if not isinstance(reader, BatchClosureReader):
+            return
+        by_type: dict[str, dict[Hashable, str]] = defaultdict(dict)
+        for key, subject in self._unknown(resource_type, relation, subjects).items():
+            by_type[subject.type][key] = subject.id
+        for subject_type, wanted in by_type.items():
+            self._stats.datastore_queries += 1
+            self._stats.closure_loads += 1
+            found = await reader.subject_set_closures(
+                resource_type, relation, subject_type, sorted(set(wanted.values())), max_rows=MAX_CLOSURE_ROWS
+            )
+            if found is None:
+                continue
+            for key, sid in wanted.items():
+                if key not in self._tasks:  # else `get` loaded it meanwhile: keep that one
+                    closure = build_closure(found[sid])
+                    self._shared.put(key, closure)
+                    self._tasks[key] = _done(closure)
+
+    def _unknown(
+        self, resource_type: str, relation: str, subjects: Sequence[SubjectRef]
+    ) -> dict[Hashable, SubjectRef]:
+        """The closure keys of `subjects` not yet known to this request (shared hits recorded)."""
+        unknown: dict[Hashable, SubjectRef] = {}
+        for subject in subjects:
+            if subject.relation is not None or subject.is_wildcard:
+                continue
+            if not is_closure_node(self._schema, resource_type, relation, subject.type):
+                continue
+            key = (self._reader.revision, resource_type, relation, subject.type, subject.id)
+            if key in self._tasks:
+                continue
+            stored = self._shared.get(key)
+            if stored is not None and not isinstance(stored[0], int):
+                self._stats.closure_hits += 1
+                self._tasks[key] = _done(stored[0])
+            else:
+                unknown[key] = subject
+        return unknown
 
     async def height(self, resource_type: str, relation: str, ids: tuple[str, ...], cap: int) -> int:
         """`GraphReader.subject_set_height` of `ids`, memoized like closures."""
@@ -161,7 +216,30 @@ class ClosureResolver:
         if task is None:
             task = asyncio.ensure_future(self._load_height(key, resource_type, relation, ids, cap))
             self._heights[key] = task
+        elif task.done():
+            return task.result()
         return await asyncio.shield(task)
+
+    async def chain_reaches(
+        self, resource_type: str, relation: str, ids: tuple[str, ...], cap: int, *, pool: frozenset[str]
+    ) -> bool:
+        """True if a subject-set chain of `cap` or more rows starts at one of `ids`.
+
+        `pool` (ids whose chains this request may need, e.g. every subject set of this
+        node that the prefetch read) is asked about first, in one memoized query: if the
+        longest chain below the pool was fully measured (below the cap it was measured
+        with) and is shorter than `cap`, so is every chain below `ids` ⊆ `pool` (a chain
+        from an id of `ids` starts at an id of the pool). Otherwise `ids` are asked
+        exactly. Cycles count as reaching the cap (see `GraphReader.subject_set_height`),
+        so a cycle below the pool sends the exact question.
+        """
+        if pool and pool.issuperset(ids):
+            everything = tuple(sorted(pool))
+            measured = self._pool_caps.setdefault((resource_type, relation, everything), cap)
+            bound = await self.height(resource_type, relation, everything, measured)
+            if bound < measured and bound < cap:
+                return False
+        return await self.height(resource_type, relation, ids, cap) >= cap
 
     async def _load_height(
         self, key: Hashable, resource_type: str, relation: str, ids: tuple[str, ...], cap: int
@@ -191,3 +269,10 @@ class ClosureResolver:
         closure = None if rows is None else build_closure(rows)
         self._shared.put(key, closure)
         return closure
+
+
+def _done(closure: Closure | None) -> asyncio.Future[Closure | None]:
+    """A finished future holding `closure` (what `ClosureResolver.get` awaits)."""
+    future: asyncio.Future[Closure | None] = asyncio.get_running_loop().create_future()
+    future.set_result(closure)
+    return future

@@ -8,12 +8,16 @@ together once::
           ^                                                              |
           +--------------------- sub-problems ---------------------------+
 
-so caching, in-flight de-duplication and the depth limit apply at every level.
+so caching, in-flight de-duplication and the depth limit apply at every level. One
+exception: a sub-problem on a *relation* (not a permission) is evaluated in place by the
+checker, past the cache and de-duplication (its answer is one read or a closure lookup);
+the depth limit and the dispatch count still apply to it exactly as here.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -53,7 +57,9 @@ class RequestScope:
     revision; a request with contextual relationships gets a private namespace object so
     its results never leak into the shared cache. `prefetch` and `closures` are the fast
     paths (`prefetch.py`, `closure.py`), None when the reader cannot walk the graph in one
-    round trip (or carries contextual relationships).
+    round trip (or carries contextual relationships). `memo` holds this request's own
+    sub-problem answers (see `CachingDispatcher`): filled even when the shared cache is
+    off, dropped with the request.
     """
 
     reader: Reader
@@ -66,6 +72,7 @@ class RequestScope:
     cache_namespace: object | None = None
     prefetch: PrefetchStore | None = None
     closures: ClosureResolver | None = None
+    memo: dict[Hashable, DispatchCheckResponse] = field(default_factory=dict)
 
     @property
     def revision(self) -> Revision:

@@ -77,6 +77,7 @@ class PrefetchStore:
 
     def __init__(self) -> None:
         self._rows: dict[tuple[str, str, str], list[Relationship]] = {}
+        self._subject_sets: dict[tuple[str, str], set[str]] = {}
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -105,6 +106,17 @@ class PrefetchStore:
             key = (row.resource.type, row.relation, row.resource.id)
             if key in fresh:
                 self._rows[key].append(row)
+            subject = row.subject
+            if subject.relation is not None and not subject.is_wildcard:
+                self._subject_sets.setdefault((subject.type, subject.relation), set()).add(subject.id)
+
+    def subject_set_ids(self, subject_type: str, relation: str) -> frozenset[str]:
+        """The ids of every ``subject_type:id#relation`` subject among the rows added so far.
+
+        The checker asks about nested groups only below these (and the request's own ids),
+        so one depth query over all of them (`ClosureResolver.chain_reaches`) serves them all.
+        """
+        return frozenset(self._subject_sets.get((subject_type, relation), ()))
 
     def take(
         self, resource_type: str, relation: str, resource_ids: Sequence[str]

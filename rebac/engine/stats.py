@@ -16,6 +16,7 @@ class EngineStats:
     de-duplication); `prefetches` counts one-round-trip walks along arrows (`prefetch.py`);
     `closure_loads`/`closure_hits` count nested-group closures read / reused from the
     per-revision cache (`closure.py`). Prefetches and closure loads are datastore queries too.
+    `memo_hits` counts sub-problems answered from the request's own earlier answers.
     """
 
     datastore_queries: int = 0
@@ -26,6 +27,7 @@ class EngineStats:
     prefetches: int = 0
     closure_loads: int = 0
     closure_hits: int = 0
+    memo_hits: int = 0
 
     def snapshot(self) -> EngineStats:
         """A frozen-in-time copy."""
@@ -42,4 +44,5 @@ class EngineStats:
             prefetches=self.prefetches - earlier.prefetches,
             closure_loads=self.closure_loads - earlier.closure_loads,
             closure_hits=self.closure_hits - earlier.closure_hits,
+            memo_hits=self.memo_hits - earlier.memo_hits,
         )

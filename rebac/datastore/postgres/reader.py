@@ -24,7 +24,7 @@ from rebac.datastore.postgres.errors import map_asyncpg_errors
 from rebac.datastore.postgres.revisions import PostgresRevision
 from rebac.errors import BugError, SchemaMissingError
 from rebac.schema.definitions import CompiledSchema
-from rebac.tuples import ObjectRef, Relationship, RelationshipCaveat, SubjectRef
+from rebac.tuples import WILDCARD, ObjectRef, Relationship, RelationshipCaveat, SubjectRef
 
 __all__ = ["PAGE_SIZE", "Executor", "PostgresReader", "SchemaCache", "build_query", "schema_hash"]
 
@@ -81,18 +81,52 @@ LIMIT $6
 """  # noqa: S608 - column names are constants; every value is a $n parameter
 """`GraphReader.subject_set_closure` in one statement: $2 type, $3 relation, $4/$5 subject."""
 
+CLOSURES_SQL = f"""
+WITH RECURSIVE up(origin, id) AS (
+    SELECT r.subject_id, r.resource_id FROM rebac_relationship r
+    WHERE r.subject_type = $4 AND r.subject_id = ANY($5::text[] || '*'::text) AND r.subject_relation = ''
+      AND r.resource_type = $2 AND r.relation = $3 AND {_R_LIVE}
+  UNION
+    SELECT up.origin, r.resource_id FROM up
+    JOIN rebac_relationship r ON r.subject_type = $2 AND r.subject_id = up.id AND r.subject_relation = $3
+    WHERE r.resource_type = $2 AND r.relation = $3 AND {_R_LIVE}
+)
+(SELECT r.subject_id, {_R_COLUMNS} FROM rebac_relationship r
+ WHERE r.subject_type = $4 AND r.subject_id = ANY($5::text[] || '*'::text) AND r.subject_relation = ''
+   AND r.resource_type = $2 AND r.relation = $3 AND {_R_LIVE}
+ UNION ALL
+ SELECT up.origin, {_R_COLUMNS} FROM up
+ JOIN rebac_relationship r ON r.subject_type = $2 AND r.subject_id = up.id AND r.subject_relation = $3
+ WHERE r.resource_type = $2 AND r.relation = $3 AND {_R_LIVE})
+LIMIT $6
+"""  # noqa: S608 - column names are constants; every value is a $n parameter
+"""`BatchClosureReader.subject_set_closures` in one statement: `CLOSURE_SQL` for many subjects.
+
+Each row comes with the subject id it leads up from (its *origin*; ``*`` for the rows
+above a wildcard, which belong to every subject's closure).
+"""
+
 HEIGHT_SQL = f"""
 WITH RECURSIVE down(id, depth) AS (
     SELECT unnest($4::text[]) COLLATE "C", 0
   UNION
-    SELECT r.subject_id, down.depth + 1 FROM down
-    JOIN rebac_relationship r ON r.resource_type = $2 AND r.resource_id = down.id AND r.relation = $3
-     AND r.subject_type = $2 AND r.subject_relation = $3
-    WHERE down.depth < $5 AND {_R_LIVE}
+    SELECT s.subject_id, down.depth + 1 FROM down
+    CROSS JOIN LATERAL (
+        SELECT r.subject_id FROM rebac_relationship r
+        WHERE r.resource_type = $2 AND r.resource_id = down.id AND r.relation = $3
+          AND r.subject_type = $2 AND r.subject_relation = $3 AND {_R_LIVE}
+        ORDER BY r.resource_type, r.resource_id, r.relation, r.subject_type, r.subject_id
+    ) s
+    WHERE down.depth < $5
 )
 SELECT coalesce(max(depth), 0) FROM down
 """  # noqa: S608 - column names are constants; every value is a $n parameter
-"""`GraphReader.subject_set_height` in one statement: $2 type, $3 relation, $4 ids, $5 cap."""
+"""`GraphReader.subject_set_height` in one statement: $2 type, $3 relation, $4 ids, $5 cap.
+
+The ORDER BY (the key index's order) steers the planner to the key index, whose prefix pins
+the subject type too: only subject-set rows are fetched, not a group's every user row
+(half the time per visited group at 1M).
+"""
 
 
 class Executor(Protocol):
@@ -317,6 +351,34 @@ class PostgresReader:
         """See `GraphReader.subject_set_closure`: one recursive query (`CLOSURE_SQL`)."""
         rows = await self._fetch(CLOSURE_SQL, resource_type, relation, subject_type, subject_id, max_rows + 1)
         return _sorted_or_none(rows, max_rows)
+
+    async def subject_set_closures(
+        self,
+        resource_type: str,
+        relation: str,
+        subject_type: str,
+        subject_ids: Sequence[str],
+        *,
+        max_rows: int,
+    ) -> dict[str, list[Relationship]] | None:
+        """See `rebac.datastore.graph.BatchClosureReader`: one recursive query (`CLOSURES_SQL`)."""
+        if not subject_ids:
+            return {}
+        rows = await self._fetch(
+            CLOSURES_SQL, resource_type, relation, subject_type, list(subject_ids), max_rows + 1
+        )
+        if len(rows) > max_rows:
+            return None
+        by_origin: dict[str, dict[tuple[str, ...], Relationship]] = {}
+        for row in rows:
+            relationship = relationship_from_row(row[1:])
+            by_origin.setdefault(row[0], {})[relationship.key] = relationship
+        shared = by_origin.get(WILDCARD, {})
+        out: dict[str, list[Relationship]] = {}
+        for sid in subject_ids:
+            found = {**by_origin.get(sid, {}), **shared}
+            out[sid] = [found[key] for key in sorted(found)]
+        return out
 
     async def subject_set_height(
         self,
