@@ -27,6 +27,7 @@ from google.rpc import status_pb2
 from grpc import aio
 
 from rebac.datastore.filters import RelationshipFilter
+from rebac.engine.cursor import cursor_encoder
 from rebac.engine.requests import ExpandTree, FoundResource, FoundSubject, Permissionship
 from rebac.errors import RebacError
 from rebac.revision import AtLeastAsFresh, Consistency, MinimizeLatency
@@ -41,6 +42,7 @@ from rebac_server._gen.rebac.v1 import (
     schema_pb2,
     schema_pb2_grpc,
 )
+from rebac_server.cursors import stream_cursor_prefix
 from rebac_server.errors import error_from_status
 
 __all__ = ["CheckResponse", "RebacClient", "SyncRebacClient"]
@@ -282,14 +284,17 @@ class RebacClient:
         context: dict[str, Any] | None = None,
         contextual: ContextualRelationships = (),
         consistency: Consistency | None = None,
+        results_per_message: int | None = None,
     ) -> AsyncIterator[str]:
         """Ids of the resources of `resource_type` on which `subject` has `permission`.
 
         Only definite grants: a CONDITIONAL result (a caveat `context` does not decide) is
         left out, since an id alone cannot say "maybe"; `lookup_resources_found` returns
         them marked. `limit` counts the server's results, conditional ones included.
+        `results_per_message` asks the server for smaller stream messages (default and
+        cap: the server's, 1,000); it changes no answer.
         """
-        async for found in self.lookup_resources_found(
+        request = self._lookup_resources_request(
             resource_type,
             permission,
             subject,
@@ -298,9 +303,13 @@ class RebacClient:
             context=context,
             contextual=contextual,
             consistency=consistency,
-        ):
-            if found.permissionship is Permissionship.HAS_PERMISSION:
-                yield found.resource_id
+            results_per_message=results_per_message,
+        )
+        has = convert.permissionship_to_proto(Permissionship.HAS_PERMISSION)
+        async for message in self._stream(self._permissions.LookupResources, request):
+            for result in message.results:
+                if result.permissionship == has:
+                    yield result.resource_object_id
 
     async def lookup_resources_found(
         self,
@@ -313,12 +322,49 @@ class RebacClient:
         context: dict[str, Any] | None = None,
         contextual: ContextualRelationships = (),
         consistency: Consistency | None = None,
+        results_per_message: int | None = None,
     ) -> AsyncIterator[FoundResource]:
         """Like `lookup_resources`, with each result's permissionship, missing context and cursor.
 
         `cursor` is a result's `cursor`: the stream resumes after that result, at the
-        revision the cursor pins.
+        revision the cursor pins. Every result has one, although the server sends one per
+        message (results arrive in batches): the others are minted here exactly as the
+        server mints its own.
         """
+        request = self._lookup_resources_request(
+            resource_type,
+            permission,
+            subject,
+            limit=limit,
+            cursor=cursor,
+            context=context,
+            contextual=contextual,
+            consistency=consistency,
+            results_per_message=results_per_message,
+        )
+        async for message in self._stream(self._permissions.LookupResources, request):
+            results = message.results
+            mint = cursor_encoder("lookup_resources", prefix=stream_cursor_prefix(message.looked_up_at.token))
+            last = len(results) - 1
+            for i, result in enumerate(results):
+                # The server sends one cursor per message (after its last result); the
+                # others are minted the way the server mints that one.
+                after = message.after_result_cursor.token if i == last else mint(result.resource_object_id)
+                yield convert.found_resource_from_proto(result, after)
+
+    def _lookup_resources_request(
+        self,
+        resource_type: str,
+        permission: str,
+        subject: str | SubjectRef,
+        *,
+        limit: int | None,
+        cursor: str | None,
+        context: dict[str, Any] | None,
+        contextual: ContextualRelationships,
+        consistency: Consistency | None,
+        results_per_message: int | None,
+    ) -> permissions_pb2.LookupResourcesRequest:
         request = permissions_pb2.LookupResourcesRequest(
             consistency=self._consistency(consistency),
             resource_object_type=resource_type,
@@ -326,18 +372,13 @@ class RebacClient:
             subject=convert.subject_to_proto(_subject(subject)),
             optional_limit=limit or 0,
             contextual_relationships=_contextual(contextual),
+            optional_results_per_message=results_per_message or 0,
         )
         if cursor:
             request.optional_cursor.CopyFrom(core_pb2.Cursor(token=cursor))
         if context is not None:
             request.context.CopyFrom(convert.context_to_proto(context))
-        async for message in self._stream(self._permissions.LookupResources, request):
-            yield FoundResource(
-                message.resource_object_id,
-                convert.permissionship_from_proto(message.permissionship),
-                tuple(message.missing_context),
-                message.after_result_cursor.token,
-            )
+        return request
 
     async def lookup_subjects(
         self,
@@ -351,6 +392,7 @@ class RebacClient:
         context: dict[str, Any] | None = None,
         contextual: ContextualRelationships = (),
         consistency: Consistency | None = None,
+        results_per_message: int | None = None,
     ) -> AsyncIterator[FoundSubject]:
         """The subjects of `subject_type` that have `permission` on `resource`.
 
@@ -366,26 +408,20 @@ class RebacClient:
             optional_subject_relation=subject_relation or "",
             optional_limit=limit or 0,
             contextual_relationships=_contextual(contextual),
+            optional_results_per_message=results_per_message or 0,
         )
         if cursor:
             request.optional_cursor.CopyFrom(core_pb2.Cursor(token=cursor))
         if context is not None:
             request.context.CopyFrom(convert.context_to_proto(context))
         async for message in self._stream(self._permissions.LookupSubjects, request):
-            yield FoundSubject(
-                SubjectRef(
-                    message.subject.object.object_type,
-                    message.subject.object.object_id,
-                    message.subject.optional_relation or None,
-                ),
-                tuple(
-                    SubjectRef(s.object.object_type, s.object.object_id, s.optional_relation or None)
-                    for s in message.excluded_subjects
-                ),
-                convert.permissionship_from_proto(message.permissionship),
-                tuple(message.missing_context),
-                message.after_result_cursor.token,
-            )
+            results = message.results
+            mint = cursor_encoder("lookup_subjects", prefix=stream_cursor_prefix(message.looked_up_at.token))
+            last = len(results) - 1
+            for i, result in enumerate(results):
+                subject_id = result.subject.object.object_id
+                after = message.after_result_cursor.token if i == last else mint(subject_id)
+                yield convert.found_subject_from_proto(result, after)
 
     # Relationships
 

@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 from typing import Any, assert_never
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.message import Message
 
 from rebac.datastore.filters import ANY_RELATION, AnyRelation, RelationshipFilter, SubjectFilter
-from rebac.engine.requests import ExpandOperation, ExpandTree, Permissionship
+from rebac.engine.requests import ExpandOperation, ExpandTree, FoundResource, FoundSubject, Permissionship
 from rebac.errors import InvalidRelationshipError, InvalidRequestError
 from rebac.revision import (
     AtExactSnapshot,
@@ -40,6 +41,8 @@ from rebac.tuples import (
 from rebac_server._gen.rebac.v1 import core_pb2, permissions_pb2
 
 __all__ = [
+    "add_found_resource",
+    "add_found_subject",
     "consistency_from_proto",
     "consistency_to_proto",
     "context_from_proto",
@@ -49,6 +52,8 @@ __all__ = [
     "expand_tree_to_proto",
     "filter_from_proto",
     "filter_to_proto",
+    "found_resource_from_proto",
+    "found_subject_from_proto",
     "object_from_proto",
     "object_to_proto",
     "permissionship_from_proto",
@@ -371,3 +376,59 @@ def expand_tree_from_proto(msg: permissions_pb2.PermissionRelationshipTree) -> E
         for s in msg.leaf.subjects
     )
     return ExpandTree(resource, msg.expanded_relation, ExpandOperation.LEAF, subjects=subjects)
+
+
+# Lookup results travel many to a message; the cursor is per message (see permissions.proto),
+# so these convert one result without it.
+
+
+def add_found_resource(
+    results: RepeatedCompositeFieldContainer[permissions_pb2.LookupResourcesResult], found: FoundResource
+) -> None:
+    """Append `found` (without its cursor) to a LookupResourcesResponse's `results`."""
+    item = results.add(
+        resource_object_id=found.resource_id, permissionship=_PERMISSIONSHIP[found.permissionship]
+    )
+    if found.missing_context:
+        item.missing_context.extend(found.missing_context)
+
+
+def found_resource_from_proto(msg: permissions_pb2.LookupResourcesResult, cursor: str) -> FoundResource:
+    """A LookupResources result with the cursor that resumes after it (used by the client)."""
+    return FoundResource(
+        msg.resource_object_id,
+        permissionship_from_proto(msg.permissionship),
+        tuple(msg.missing_context),
+        cursor,
+    )
+
+
+def add_found_subject(
+    results: RepeatedCompositeFieldContainer[permissions_pb2.LookupSubjectsResult], found: FoundSubject
+) -> None:
+    """Append `found` (without its cursor) to a LookupSubjectsResponse's `results`."""
+    subject = found.subject
+    item = results.add(permissionship=_PERMISSIONSHIP[found.permissionship])
+    item.subject.object.object_type = subject.type
+    item.subject.object.object_id = subject.id
+    if subject.relation:
+        item.subject.optional_relation = subject.relation
+    if found.excluded:
+        item.excluded_subjects.extend(subject_to_proto(s) for s in found.excluded)
+    if found.missing_context:
+        item.missing_context.extend(found.missing_context)
+
+
+def _subject_back(msg: core_pb2.SubjectReference) -> SubjectRef:
+    return SubjectRef(msg.object.object_type, msg.object.object_id, msg.optional_relation or None)
+
+
+def found_subject_from_proto(msg: permissions_pb2.LookupSubjectsResult, cursor: str) -> FoundSubject:
+    """A LookupSubjects result with the cursor that resumes after it (used by the client)."""
+    return FoundSubject(
+        _subject_back(msg.subject),
+        tuple(_subject_back(s) for s in msg.excluded_subjects),
+        permissionship_from_proto(msg.permissionship),
+        tuple(msg.missing_context),
+        cursor,
+    )

@@ -9,6 +9,7 @@ revision the caller chose) and, optionally, "now" for expirations.
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from rebac.engine.caveats import CaveatEvaluator, CaveatVerdict, evaluate_condit
 from rebac.engine.check import Checker
 from rebac.engine.closure import ClosureCache, ClosureResolver, is_closure_node
 from rebac.engine.contextual import ContextualReader
-from rebac.engine.cursor import decode_cursor, encode_cursor
+from rebac.engine.cursor import cursor_encoder, decode_cursor
 from rebac.engine.dispatch import DispatchCheckRequest, DispatchCheckResponse, LocalDispatcher, RequestScope
 from rebac.engine.expand import expand_tree
 from rebac.engine.lookup_resources import Confirm, reverse_walk
@@ -469,19 +470,19 @@ class Engine:
         members = (
             await self._members(scope, resource_type, walk.candidates - walk.definite, permission, subject)
         ).union_with(dict.fromkeys(walk.definite))
+        ids = sorted(members)
+        if after is not None:
+            ids = ids[bisect_right(ids, after) :]
+        cursor_after = cursor_encoder("lookup_resources")
         emitted = 0
-        for rid in sorted(members):
-            if after is not None and rid <= after:
-                continue
+        for rid in ids:
             if limit is not None and emitted >= limit:
                 return
             result = self._result(scope, members, rid, context)
             if result.permissionship is Permissionship.NO_PERMISSION:
                 continue
             emitted += 1
-            yield FoundResource(
-                rid, result.permissionship, result.missing_context, encode_cursor("lookup_resources", rid)
-            )
+            yield FoundResource(rid, result.permissionship, result.missing_context, cursor_after(rid))
 
     def _lookup_confirm(self, scope: RequestScope, subject: SubjectRef) -> Confirm:
         """Batched root-level Check of `subject` for a lookup's inner nodes (cached, warmed)."""
@@ -572,6 +573,7 @@ class Engine:
                         missing_context=result.missing_context,
                     )
                 )
+        cursor_after = cursor_encoder("lookup_subjects")
         emitted = 0
         for entry in entries:
             if after is not None and entry.subject.id <= after:
@@ -584,7 +586,7 @@ class Engine:
                 entry.excluded,
                 entry.permissionship,
                 entry.missing_context,
-                encode_cursor("lookup_subjects", entry.subject.id),
+                cursor_after(entry.subject.id),
             )
 
 

@@ -174,11 +174,11 @@ class TestContextualRelationships:
             consistency=FULL, resource_object_type="doc", permission="view", subject=subj("user:ann"),
             contextual_relationships=[_rel("doc:3#viewer@user:ann")],
         )
-        got = [(r.resource_object_id, r.permissionship, list(r.missing_context)) async for r in served.permissions.LookupResources(request)]
+        got = [(r.resource_object_id, r.permissionship, list(r.missing_context)) async for m in served.permissions.LookupResources(request) for r in m.results]
         assert got == [("1", MAYBE, ["day"]), ("2", MAYBE, ["size"]), ("3", HAS, [])]
         request.ClearField("contextual_relationships")
         request.context.CopyFrom(_struct(day="tue", size=50))
-        decided = [r.resource_object_id async for r in served.permissions.LookupResources(request)]
+        decided = [r.resource_object_id async for m in served.permissions.LookupResources(request) for r in m.results]
         assert decided == ["1", "2"]
 
     async def test_lookup_subjects_context_and_contextual(self, served: Served) -> None:
@@ -187,7 +187,7 @@ class TestContextualRelationships:
             consistency=FULL, resource=obj("doc:1"), permission="view", subject_object_type="user",
             contextual_relationships=[_rel("doc:1#viewer@user:cat")],
         )
-        got = [(r.subject.object.object_id, r.permissionship, list(r.missing_context)) async for r in served.permissions.LookupSubjects(request)]
+        got = [(r.subject.object.object_id, r.permissionship, list(r.missing_context)) async for m in served.permissions.LookupSubjects(request) for r in m.results]
         assert got == [("ann", MAYBE, ["day"]), ("cat", HAS, [])]
         request.ClearField("contextual_relationships")
         request.context.CopyFrom(_struct(day="sat"))

@@ -161,53 +161,85 @@ class TestExpand:
         assert {"user:ann", "user:bob"} <= _leaf_subjects(response.tree_root)
 
 
+def _lr(**fields: object) -> permissions_pb2.LookupResourcesRequest:
+    base: dict[str, object] = {
+        "consistency": FULL,
+        "resource_object_type": "document",
+        "permission": "view",
+        "subject": subj("user:bob"),
+    }
+    return permissions_pb2.LookupResourcesRequest(**(base | fields))
+
+
+async def _messages(call: object) -> list:
+    return [m async for m in call]  # type: ignore[attr-defined]
+
+
 class TestLookupResources:
     async def test_streams_every_reachable_resource(self, world):
-        """bob reaches documents 1 (through eng) and 3 (directly), and nothing else."""
-        request = permissions_pb2.LookupResourcesRequest(
-            consistency=FULL, resource_object_type="document", permission="view", subject=subj("user:bob")
-        )
-        found = [r async for r in world.permissions.LookupResources(request)]
-        assert {r.resource_object_id for r in found} >= {"1", "3"}
-        assert "2" in {r.resource_object_id for r in found}  # the wildcard reaches bob too
-        assert len({r.looked_up_at.token for r in found}) == 1
+        """bob reaches documents 1 (through eng), 2 (the wildcard) and 3 (directly), in one message."""
+        messages = await _messages(world.permissions.LookupResources(_lr()))
+        assert len(messages) == 1
+        assert [r.resource_object_id for r in messages[0].results] == ["1", "2", "3"]
+        assert messages[0].looked_up_at.token
+        assert messages[0].after_result_cursor.token
 
-    async def test_cursor_resumes_after_the_last_result(self, world):
-        """limit 1 then the cursor yields the remaining results, without repeats."""
-        base = permissions_pb2.LookupResourcesRequest(
-            consistency=FULL, resource_object_type="document", permission="view", subject=subj("user:bob")
-        )
-        everything = [r.resource_object_id async for r in world.permissions.LookupResources(base)]
-        first_request = permissions_pb2.LookupResourcesRequest()
-        first_request.CopyFrom(base)
-        first_request.optional_limit = 1
-        first = [r async for r in world.permissions.LookupResources(first_request)]
-        assert len(first) == 1
-        rest_request = permissions_pb2.LookupResourcesRequest()
-        rest_request.CopyFrom(base)
-        rest_request.optional_cursor.CopyFrom(first[0].after_result_cursor)
-        rest = [r.resource_object_id async for r in world.permissions.LookupResources(rest_request)]
-        assert [first[0].resource_object_id, *rest] == everything
+    async def test_other_users_documents_are_not_listed(self, world):
+        """ann sees 1 and 2 but never bob's document 3."""
+        messages = await _messages(world.permissions.LookupResources(_lr(subject=subj("user:ann"))))
+        assert [r.resource_object_id for m in messages for r in m.results] == ["1", "2"]
+
+    async def test_results_per_message_splits_the_stream(self, world):
+        """With 2 results per message, 3 results come as [2, 1], one token, a cursor on each message."""
+        messages = await _messages(world.permissions.LookupResources(_lr(optional_results_per_message=2)))
+        assert [len(m.results) for m in messages] == [2, 1]
+        assert len({m.looked_up_at.token for m in messages}) == 1
+        assert all(m.after_result_cursor.token for m in messages)
+
+    async def test_each_message_cursor_resumes_after_its_last_result(self, world):
+        """Resuming from any message's cursor yields exactly the results after that message."""
+        everything = ["1", "2", "3"]
+        messages = await _messages(world.permissions.LookupResources(_lr(optional_results_per_message=1)))
+        for i, message in enumerate(messages):
+            rest = await _messages(world.permissions.LookupResources(_lr(optional_cursor=message.after_result_cursor)))
+            assert [r.resource_object_id for m in rest for r in m.results] == everything[i + 1 :]
+
+    async def test_limit_ending_mid_message_resumes_exactly(self, world):
+        """limit 1 ends the stream inside the first batch; its cursor resumes with the rest."""
+        first = await _messages(world.permissions.LookupResources(_lr(optional_limit=1, optional_results_per_message=2)))
+        assert [[r.resource_object_id for r in m.results] for m in first] == [["1"]]
+        rest = await _messages(world.permissions.LookupResources(_lr(optional_cursor=first[-1].after_result_cursor)))
+        assert [r.resource_object_id for m in rest for r in m.results] == ["2", "3"]
+
+    async def test_cursor_pins_the_revision(self, world):
+        """A resumed stream reads at the cursor's revision: a later grant does not appear."""
+        first = await _messages(world.permissions.LookupResources(_lr(optional_limit=1)))
+        await world.relationships.WriteRelationships(touch("document:9#viewer@user:bob"))
+        rest = await _messages(world.permissions.LookupResources(_lr(optional_cursor=first[-1].after_result_cursor)))
+        assert [r.resource_object_id for m in rest for r in m.results] == ["2", "3"]
+        assert {m.looked_up_at.token for m in rest} == {first[0].looked_up_at.token}
 
     async def test_garbage_cursor_is_invalid_argument(self, world):
         """A malformed cursor is INVALID_ARGUMENT naming the cursor."""
-        request = permissions_pb2.LookupResourcesRequest(
-            resource_object_type="document",
-            permission="view",
-            subject=subj("user:bob"),
-            optional_cursor=core_pb2.Cursor(token="%%%"),
+        for bad in ("%%%", "2.", "2.tok", "2.tok.lookup_resources.%%"):
+            with pytest.raises(aio.AioRpcError) as info:
+                await _messages(world.permissions.LookupResources(_lr(optional_cursor=core_pb2.Cursor(token=bad))))
+            assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT, bad
+            assert "cursor" in info.value.details(), bad
+
+    async def test_subjects_cursor_is_refused_by_resources(self, world):
+        """A LookupSubjects cursor given to LookupResources is INVALID_ARGUMENT, not a wrong page."""
+        request = permissions_pb2.LookupSubjectsRequest(
+            consistency=FULL, resource=obj("document:1"), permission="view", subject_object_type="user"
         )
+        subjects = await _messages(world.permissions.LookupSubjects(request))
         with pytest.raises(aio.AioRpcError) as info:
-            _ = [r async for r in world.permissions.LookupResources(request)]
+            await _messages(world.permissions.LookupResources(_lr(optional_cursor=subjects[0].after_result_cursor)))
         assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-        assert "optional_cursor" in info.value.details()
 
     async def test_client_cancellation_leaves_the_server_serving(self, world):
         """Cancelling a stream mid-way does not disturb later calls."""
-        request = permissions_pb2.LookupResourcesRequest(
-            consistency=FULL, resource_object_type="document", permission="view", subject=subj("user:bob")
-        )
-        call = world.permissions.LookupResources(request)
+        call = world.permissions.LookupResources(_lr(optional_results_per_message=1))
         await call.read()
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -217,14 +249,31 @@ class TestLookupResources:
 
 class TestLookupSubjects:
     async def test_lists_subjects_and_wildcard_exclusions(self, world):
-        """document:2's viewers are the wildcard minus eve; document:1's include ann and bob."""
+        """document:2's viewers are the wildcard minus eve; document:1's are ann and bob."""
         request = permissions_pb2.LookupSubjectsRequest(
             consistency=FULL, resource=obj("document:2"), permission="view", subject_object_type="user"
         )
-        found = [r async for r in world.permissions.LookupSubjects(request)]
+        found = [r for m in await _messages(world.permissions.LookupSubjects(request)) for r in m.results]
         wildcard = [r for r in found if r.subject.object.object_id == "*"]
         assert len(wildcard) == 1
         assert [s.object.object_id for s in wildcard[0].excluded_subjects] == ["eve"]
         request.resource.object_id = "1"
-        ids = {r.subject.object.object_id async for r in world.permissions.LookupSubjects(request)}
-        assert ids == {"ann", "bob"}
+        ids = [r.subject.object.object_id for m in await _messages(world.permissions.LookupSubjects(request)) for r in m.results]
+        assert ids == ["ann", "bob"]
+
+    async def test_resume_across_messages_keeps_the_wildcard_exclusions(self, world):
+        """One result per message: the wildcard (with its exclusions) comes first, then resumes exactly."""
+        await world.relationships.WriteRelationships(touch("document:2#viewer@user:ann", "document:2#viewer@user:eve"))
+        request = permissions_pb2.LookupSubjectsRequest(
+            consistency=FULL,
+            resource=obj("document:2"),
+            permission="view",
+            subject_object_type="user",
+            optional_results_per_message=1,
+        )
+        messages = await _messages(world.permissions.LookupSubjects(request))
+        assert [[r.subject.object.object_id for r in m.results] for m in messages] == [["*"], ["ann"]]
+        assert [s.object.object_id for s in messages[0].results[0].excluded_subjects] == ["eve"]
+        request.optional_cursor.CopyFrom(messages[0].after_result_cursor)
+        rest = await _messages(world.permissions.LookupSubjects(request))
+        assert [r.subject.object.object_id for m in rest for r in m.results] == ["ann"]

@@ -153,7 +153,7 @@ class ExpandResponse(_message.Message):
     def __init__(self, expanded_at: _Optional[_Union[_core_pb2.RevisionToken, _Mapping]] = ..., tree_root: _Optional[_Union[PermissionRelationshipTree, _Mapping]] = ...) -> None: ...
 
 class LookupResourcesRequest(_message.Message):
-    __slots__ = ("consistency", "resource_object_type", "permission", "subject", "context", "optional_limit", "optional_cursor", "contextual_relationships")
+    __slots__ = ("consistency", "resource_object_type", "permission", "subject", "context", "optional_limit", "optional_cursor", "contextual_relationships", "optional_results_per_message")
     CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_OBJECT_TYPE_FIELD_NUMBER: _ClassVar[int]
     PERMISSION_FIELD_NUMBER: _ClassVar[int]
@@ -162,6 +162,7 @@ class LookupResourcesRequest(_message.Message):
     OPTIONAL_LIMIT_FIELD_NUMBER: _ClassVar[int]
     OPTIONAL_CURSOR_FIELD_NUMBER: _ClassVar[int]
     CONTEXTUAL_RELATIONSHIPS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONAL_RESULTS_PER_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     consistency: _core_pb2.Consistency
     resource_object_type: str
     permission: str
@@ -170,24 +171,31 @@ class LookupResourcesRequest(_message.Message):
     optional_limit: int
     optional_cursor: _core_pb2.Cursor
     contextual_relationships: _containers.RepeatedCompositeFieldContainer[_core_pb2.Relationship]
-    def __init__(self, consistency: _Optional[_Union[_core_pb2.Consistency, _Mapping]] = ..., resource_object_type: _Optional[str] = ..., permission: _Optional[str] = ..., subject: _Optional[_Union[_core_pb2.SubjectReference, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., optional_limit: _Optional[int] = ..., optional_cursor: _Optional[_Union[_core_pb2.Cursor, _Mapping]] = ..., contextual_relationships: _Optional[_Iterable[_Union[_core_pb2.Relationship, _Mapping]]] = ...) -> None: ...
+    optional_results_per_message: int
+    def __init__(self, consistency: _Optional[_Union[_core_pb2.Consistency, _Mapping]] = ..., resource_object_type: _Optional[str] = ..., permission: _Optional[str] = ..., subject: _Optional[_Union[_core_pb2.SubjectReference, _Mapping]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., optional_limit: _Optional[int] = ..., optional_cursor: _Optional[_Union[_core_pb2.Cursor, _Mapping]] = ..., contextual_relationships: _Optional[_Iterable[_Union[_core_pb2.Relationship, _Mapping]]] = ..., optional_results_per_message: _Optional[int] = ...) -> None: ...
 
-class LookupResourcesResponse(_message.Message):
-    __slots__ = ("looked_up_at", "resource_object_id", "permissionship", "missing_context", "after_result_cursor")
-    LOOKED_UP_AT_FIELD_NUMBER: _ClassVar[int]
+class LookupResourcesResult(_message.Message):
+    __slots__ = ("resource_object_id", "permissionship", "missing_context")
     RESOURCE_OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     PERMISSIONSHIP_FIELD_NUMBER: _ClassVar[int]
     MISSING_CONTEXT_FIELD_NUMBER: _ClassVar[int]
-    AFTER_RESULT_CURSOR_FIELD_NUMBER: _ClassVar[int]
-    looked_up_at: _core_pb2.RevisionToken
     resource_object_id: str
     permissionship: Permissionship
     missing_context: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, resource_object_id: _Optional[str] = ..., permissionship: _Optional[_Union[Permissionship, str]] = ..., missing_context: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LookupResourcesResponse(_message.Message):
+    __slots__ = ("looked_up_at", "results", "after_result_cursor")
+    LOOKED_UP_AT_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    AFTER_RESULT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    looked_up_at: _core_pb2.RevisionToken
+    results: _containers.RepeatedCompositeFieldContainer[LookupResourcesResult]
     after_result_cursor: _core_pb2.Cursor
-    def __init__(self, looked_up_at: _Optional[_Union[_core_pb2.RevisionToken, _Mapping]] = ..., resource_object_id: _Optional[str] = ..., permissionship: _Optional[_Union[Permissionship, str]] = ..., missing_context: _Optional[_Iterable[str]] = ..., after_result_cursor: _Optional[_Union[_core_pb2.Cursor, _Mapping]] = ...) -> None: ...
+    def __init__(self, looked_up_at: _Optional[_Union[_core_pb2.RevisionToken, _Mapping]] = ..., results: _Optional[_Iterable[_Union[LookupResourcesResult, _Mapping]]] = ..., after_result_cursor: _Optional[_Union[_core_pb2.Cursor, _Mapping]] = ...) -> None: ...
 
 class LookupSubjectsRequest(_message.Message):
-    __slots__ = ("consistency", "resource", "permission", "subject_object_type", "optional_subject_relation", "context", "optional_limit", "optional_cursor", "contextual_relationships")
+    __slots__ = ("consistency", "resource", "permission", "subject_object_type", "optional_subject_relation", "context", "optional_limit", "optional_cursor", "contextual_relationships", "optional_results_per_message")
     CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
     RESOURCE_FIELD_NUMBER: _ClassVar[int]
     PERMISSION_FIELD_NUMBER: _ClassVar[int]
@@ -197,6 +205,7 @@ class LookupSubjectsRequest(_message.Message):
     OPTIONAL_LIMIT_FIELD_NUMBER: _ClassVar[int]
     OPTIONAL_CURSOR_FIELD_NUMBER: _ClassVar[int]
     CONTEXTUAL_RELATIONSHIPS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONAL_RESULTS_PER_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     consistency: _core_pb2.Consistency
     resource: _core_pb2.ObjectReference
     permission: str
@@ -206,20 +215,27 @@ class LookupSubjectsRequest(_message.Message):
     optional_limit: int
     optional_cursor: _core_pb2.Cursor
     contextual_relationships: _containers.RepeatedCompositeFieldContainer[_core_pb2.Relationship]
-    def __init__(self, consistency: _Optional[_Union[_core_pb2.Consistency, _Mapping]] = ..., resource: _Optional[_Union[_core_pb2.ObjectReference, _Mapping]] = ..., permission: _Optional[str] = ..., subject_object_type: _Optional[str] = ..., optional_subject_relation: _Optional[str] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., optional_limit: _Optional[int] = ..., optional_cursor: _Optional[_Union[_core_pb2.Cursor, _Mapping]] = ..., contextual_relationships: _Optional[_Iterable[_Union[_core_pb2.Relationship, _Mapping]]] = ...) -> None: ...
+    optional_results_per_message: int
+    def __init__(self, consistency: _Optional[_Union[_core_pb2.Consistency, _Mapping]] = ..., resource: _Optional[_Union[_core_pb2.ObjectReference, _Mapping]] = ..., permission: _Optional[str] = ..., subject_object_type: _Optional[str] = ..., optional_subject_relation: _Optional[str] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., optional_limit: _Optional[int] = ..., optional_cursor: _Optional[_Union[_core_pb2.Cursor, _Mapping]] = ..., contextual_relationships: _Optional[_Iterable[_Union[_core_pb2.Relationship, _Mapping]]] = ..., optional_results_per_message: _Optional[int] = ...) -> None: ...
 
-class LookupSubjectsResponse(_message.Message):
-    __slots__ = ("looked_up_at", "subject", "excluded_subjects", "permissionship", "missing_context", "after_result_cursor")
-    LOOKED_UP_AT_FIELD_NUMBER: _ClassVar[int]
+class LookupSubjectsResult(_message.Message):
+    __slots__ = ("subject", "excluded_subjects", "permissionship", "missing_context")
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     EXCLUDED_SUBJECTS_FIELD_NUMBER: _ClassVar[int]
     PERMISSIONSHIP_FIELD_NUMBER: _ClassVar[int]
     MISSING_CONTEXT_FIELD_NUMBER: _ClassVar[int]
-    AFTER_RESULT_CURSOR_FIELD_NUMBER: _ClassVar[int]
-    looked_up_at: _core_pb2.RevisionToken
     subject: _core_pb2.SubjectReference
     excluded_subjects: _containers.RepeatedCompositeFieldContainer[_core_pb2.SubjectReference]
     permissionship: Permissionship
     missing_context: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, subject: _Optional[_Union[_core_pb2.SubjectReference, _Mapping]] = ..., excluded_subjects: _Optional[_Iterable[_Union[_core_pb2.SubjectReference, _Mapping]]] = ..., permissionship: _Optional[_Union[Permissionship, str]] = ..., missing_context: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LookupSubjectsResponse(_message.Message):
+    __slots__ = ("looked_up_at", "results", "after_result_cursor")
+    LOOKED_UP_AT_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    AFTER_RESULT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    looked_up_at: _core_pb2.RevisionToken
+    results: _containers.RepeatedCompositeFieldContainer[LookupSubjectsResult]
     after_result_cursor: _core_pb2.Cursor
-    def __init__(self, looked_up_at: _Optional[_Union[_core_pb2.RevisionToken, _Mapping]] = ..., subject: _Optional[_Union[_core_pb2.SubjectReference, _Mapping]] = ..., excluded_subjects: _Optional[_Iterable[_Union[_core_pb2.SubjectReference, _Mapping]]] = ..., permissionship: _Optional[_Union[Permissionship, str]] = ..., missing_context: _Optional[_Iterable[str]] = ..., after_result_cursor: _Optional[_Union[_core_pb2.Cursor, _Mapping]] = ...) -> None: ...
+    def __init__(self, looked_up_at: _Optional[_Union[_core_pb2.RevisionToken, _Mapping]] = ..., results: _Optional[_Iterable[_Union[LookupSubjectsResult, _Mapping]]] = ..., after_result_cursor: _Optional[_Union[_core_pb2.Cursor, _Mapping]] = ...) -> None: ...

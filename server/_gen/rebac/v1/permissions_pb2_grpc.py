@@ -87,15 +87,17 @@ class PermissionsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def LookupResources(self, request, context):
-        """Every resource of a type on which the subject has the permission (streamed, with
-        cursors; no order is promised beyond "cursor resumes after its result").
+        """Every resource of a type on which the subject has the permission (streamed in
+        batches of results, each message with a cursor; no order is promised beyond "a
+        cursor resumes after the last result of its message").
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def LookupSubjects(self, request, context):
-        """Every subject of a type that has the permission on the resource (streamed, cursors).
+        """Every subject of a type that has the permission on the resource (streamed in
+        batches, cursors as in LookupResources).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
