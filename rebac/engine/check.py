@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import assert_never
 
 from rebac.datastore.filters import RelationshipFilter
+from rebac.engine.closure import ClosureResolver
 from rebac.engine.dispatch import (
     DispatchCheckRequest,
     DispatchCheckResponse,
@@ -106,7 +107,7 @@ class _Evaluation:
         self.scope = request.scope
         self.dispatcher = dispatcher
         self.meta = _Meta()
-        self.recursive = self.scope.reachability.is_recursive((request.resource_type, request.relation))
+        self.recursive: bool | None = None  # looked up on first use: most evaluations never ask
 
     def _response(self, members: MembershipSet) -> DispatchCheckResponse:
         return DispatchCheckResponse(
@@ -136,21 +137,21 @@ class _Evaluation:
         if not ids or not self.scope.reachability.can_reach(req.resource_type, req.relation, subject):
             return self._response(found)  # nothing left, or the schema rules it out: no I/O
         if isinstance(member, Relation):
-            closed = await self._from_closure(ids)
+            closures = self.scope.closures
+            closed = None
+            if closures is not None and closures.applies(req.resource_type, req.relation, subject):
+                closed = await self._from_closure(closures, ids)
             result = closed if closed is not None else await self._direct(req.relation, ids)
         else:
             result = await self._rewrite(member.rewrite, ids)
         return self._response(found.union_with(result))
 
-    async def _from_closure(self, ids: tuple[str, ...]) -> MembershipSet | None:
+    async def _from_closure(self, closures: ClosureResolver, ids: tuple[str, ...]) -> MembershipSet | None:
         """The members among `ids` from the subject's nested-group closure, when usable.
 
         None (walk instead) without a closure, or when a member sits deeper than the depth
         left, so the walk raises MaxDepthExceededError exactly as it would have.
         """
-        closures = self.scope.closures
-        if closures is None:
-            return None
         req = self.request
         closure = await closures.get(req.resource_type, req.relation, req.subject)
         if closure is None:
@@ -199,6 +200,8 @@ class _Evaluation:
         definition = self.scope.schema.definition(self.request.resource_type)
         if definition is None or definition.member(relation) is None:
             raise UnknownRelationError(self.request.resource_type, relation)
+        if len(ids) == 1:  # the common case: one sub-problem, no grouping to do
+            return await self._dispatch(self.request.resource_type, relation, ids, self._child_path(ids[0]))
         # Ids share one sub-problem only if they share a path (see DispatchCheckRequest).
         groups: dict[frozenset[NodeKey], list[str]] = defaultdict(list)
         for rid in ids:
@@ -215,6 +218,8 @@ class _Evaluation:
         self, thunks: Sequence[Callable[[], Awaitable[MembershipSet]]], ids: Sequence[str]
     ) -> MembershipSet:
         """OR of the branches; stops once every id in `ids` is a determined member."""
+        if len(thunks) == 1:
+            return await thunks[0]()  # the OR of one branch is that branch (errors included)
         result = EMPTY
         errors: list[RebacError] = []
 
@@ -277,9 +282,6 @@ class _Evaluation:
     async def _read(self, relation: str, ids: Sequence[str]) -> list[Relationship]:
         """Live relationships `resource_type:ids#relation`, in one batched query."""
         scope = self.scope
-        filter_ = RelationshipFilter(
-            resource_type=self.request.resource_type, resource_ids=tuple(ids), relation=relation
-        )
         store = scope.prefetch
         if store is None:
             missing: Sequence[str] = ids
@@ -287,13 +289,17 @@ class _Evaluation:
         else:
             rows, missing = store.take(self.request.resource_type, relation, ids)
         if missing:
-            if len(missing) < len(ids):
-                filter_ = RelationshipFilter(
-                    resource_type=self.request.resource_type, resource_ids=tuple(missing), relation=relation
-                )
+            filter_ = RelationshipFilter(
+                resource_type=self.request.resource_type, resource_ids=tuple(missing), relation=relation
+            )
             async with scope.query_limit:
                 scope.stats.datastore_queries += 1
                 rows.extend([r async for r in scope.reader.query_relationships(filter_)])
+        for row in rows:  # a loop, not all(): this runs for every read
+            if row.expiration is not None:
+                break
+        else:
+            return rows  # nothing expires: every row is live, and no bound to record
         live: list[Relationship] = []
         for row in rows:
             if row.expiration is None:
@@ -398,6 +404,9 @@ class _Evaluation:
 
     def _child_path(self, resource_id: str) -> frozenset[NodeKey]:
         """The path a sub-problem of `resource_id` carries (only recursive nodes recorded)."""
+        if self.recursive is None:
+            node = (self.request.resource_type, self.request.relation)
+            self.recursive = self.scope.reachability.is_recursive(node)
         if not self.recursive:
             return self.request.path
         return self.request.path | {(self.request.resource_type, self.request.relation, resource_id)}
@@ -433,11 +442,18 @@ class _Evaluation:
         subject = self.request.subject
         if not self.scope.reachability.can_reach(resource_type, relation, subject):
             return EMPTY  # pruned by the schema: no I/O
-        kept = tuple(sorted({i for i in ids if (resource_type, relation, i) not in path}))
-        if len(kept) < len(set(ids)):
-            self.meta.cycle_cut = True
-        if not kept:
-            return EMPTY
+        kept: tuple[str, ...]
+        if len(ids) == 1:  # the common case, without the set and the sort
+            kept = () if (resource_type, relation, ids[0]) in path else ids
+            if not kept:
+                self.meta.cycle_cut = True
+                return EMPTY
+        else:
+            kept = tuple(sorted({i for i in ids if (resource_type, relation, i) not in path}))
+            if len(kept) < len(set(ids)):
+                self.meta.cycle_cut = True
+            if not kept:
+                return EMPTY
         request = DispatchCheckRequest(
             resource_type=resource_type,
             resource_ids=kept,

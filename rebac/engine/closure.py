@@ -37,6 +37,7 @@ from rebac.schema.definitions import CompiledSchema, Relation
 from rebac.tuples import Relationship, SubjectRef
 
 __all__ = [
+    "CLOSURE_BATCH",
     "MAX_CLOSURE_ROWS",
     "Closure",
     "ClosureCache",
@@ -47,6 +48,9 @@ __all__ = [
 
 MAX_CLOSURE_ROWS = 10_000
 """Larger closures are not materialized (the checker walks instead)."""
+
+CLOSURE_BATCH = 100
+"""Subjects per batched closure query (`ClosureResolver.prime`): keeps each under the row cap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,12 +149,13 @@ class ClosureResolver:
         self._tasks: dict[Hashable, asyncio.Future[Closure | None]] = {}
         self._heights: dict[Hashable, asyncio.Task[int]] = {}
         self._pool_caps: dict[tuple[str, str, tuple[str, ...]], int] = {}
+        self._nodes: dict[tuple[str, str, str], bool] = {}
 
     async def get(self, resource_type: str, relation: str, subject: SubjectRef) -> Closure | None:
         """The closure of plain `subject` in `resource_type#relation`; None when not usable."""
         if subject.relation is not None or subject.is_wildcard:
             return None
-        if not is_closure_node(self._schema, resource_type, relation, subject.type):
+        if not self._is_node(resource_type, relation, subject.type):
             return None
         key = (self._reader.revision, resource_type, relation, subject.type, subject.id)
         task = self._tasks.get(key)
@@ -174,19 +179,34 @@ class ClosureResolver:
         by_type: dict[str, dict[Hashable, str]] = defaultdict(dict)
         for key, subject in self._unknown(resource_type, relation, subjects).items():
             by_type[subject.type][key] = subject.id
-        for subject_type, wanted in by_type.items():
-            self._stats.datastore_queries += 1
-            self._stats.closure_loads += 1
-            found = await reader.subject_set_closures(
-                resource_type, relation, subject_type, sorted(set(wanted.values())), max_rows=MAX_CLOSURE_ROWS
-            )
-            if found is None:
-                continue
-            for key, sid in wanted.items():
-                if key not in self._tasks:  # else `get` loaded it meanwhile: keep that one
-                    closure = build_closure(found[sid])
-                    self._shared.put(key, closure)
-                    self._tasks[key] = _done(closure)
+        jobs = [
+            self._load_batch(reader, resource_type, relation, subject_type, dict(keys[i : i + CLOSURE_BATCH]))
+            for subject_type, wanted in by_type.items()
+            for keys in [list(wanted.items())]
+            for i in range(0, len(keys), CLOSURE_BATCH)
+        ]
+        await asyncio.gather(*jobs)
+
+    async def _load_batch(
+        self,
+        reader: BatchClosureReader,
+        resource_type: str,
+        relation: str,
+        subject_type: str,
+        wanted: dict[Hashable, str],
+    ) -> None:
+        self._stats.datastore_queries += 1
+        self._stats.closure_loads += 1
+        found = await reader.subject_set_closures(
+            resource_type, relation, subject_type, sorted(set(wanted.values())), max_rows=MAX_CLOSURE_ROWS
+        )
+        if found is None:
+            return  # too large together: `get` loads these one by one
+        for key, sid in wanted.items():
+            if key not in self._tasks:  # else `get` loaded it meanwhile: keep that one
+                closure = build_closure(found[sid])
+                self._shared.put(key, closure)
+                self._tasks[key] = _done(closure)
 
     def _unknown(
         self, resource_type: str, relation: str, subjects: Sequence[SubjectRef]
@@ -196,7 +216,7 @@ class ClosureResolver:
         for subject in subjects:
             if subject.relation is not None or subject.is_wildcard:
                 continue
-            if not is_closure_node(self._schema, resource_type, relation, subject.type):
+            if not self._is_node(resource_type, relation, subject.type):
                 continue
             key = (self._reader.revision, resource_type, relation, subject.type, subject.id)
             if key in self._tasks:
@@ -219,6 +239,23 @@ class ClosureResolver:
         elif task.done():
             return task.result()
         return await asyncio.shield(task)
+
+    def applies(self, resource_type: str, relation: str, subject: SubjectRef) -> bool:
+        """True if `get` may find a closure for these arguments (plain subject, closure node).
+
+        Lets the checker skip the call, which runs for every relation it evaluates.
+        """
+        if subject.relation is not None or subject.is_wildcard:
+            return False
+        return self._is_node(resource_type, relation, subject.type)
+
+    def _is_node(self, resource_type: str, relation: str, subject_type: str) -> bool:
+        """`is_closure_node`, memoized: asked for every relation a check evaluates."""
+        key = (resource_type, relation, subject_type)
+        known = self._nodes.get(key)
+        if known is None:
+            known = self._nodes[key] = is_closure_node(self._schema, resource_type, relation, subject_type)
+        return known
 
     async def chain_reaches(
         self, resource_type: str, relation: str, ids: tuple[str, ...], cap: int, *, pool: frozenset[str]

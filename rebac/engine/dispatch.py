@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from rebac.engine.reachability import Reachability
 
 __all__ = [
+    "CheckKeyPrefix",
     "DispatchCheckRequest",
     "DispatchCheckResponse",
     "Dispatcher",
@@ -47,6 +48,34 @@ __all__ = [
 
 NodeKey = tuple[str, str, str]
 """(object type, relation, object id): one node of the relationship graph, used for cycle cuts."""
+
+
+class CheckKeyPrefix:
+    """The revision and cache namespace every check key of a request starts with.
+
+    Hashed once per request: a revision hashes through nested dataclasses, and every
+    sub-problem's cache, memo and de-duplication keys include it. Equal when the revisions
+    are equal and the namespaces are equal (the same object, or both None).
+    """
+
+    __slots__ = ("_hash", "namespace", "revision")
+
+    def __init__(self, revision: Revision, namespace: object | None) -> None:
+        self.revision = revision
+        self.namespace = namespace
+        self._hash = hash((revision, namespace))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CheckKeyPrefix):
+            return NotImplemented
+        return (
+            self._hash == other._hash
+            and self.revision == other.revision
+            and self.namespace == other.namespace
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,6 +102,10 @@ class RequestScope:
     prefetch: PrefetchStore | None = None
     closures: ClosureResolver | None = None
     memo: dict[Hashable, DispatchCheckResponse] = field(default_factory=dict)
+    key_prefix: CheckKeyPrefix = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key_prefix", CheckKeyPrefix(self.reader.revision, self.cache_namespace))
 
     @property
     def revision(self) -> Revision:

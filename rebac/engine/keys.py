@@ -17,14 +17,13 @@ __all__ = ["check_key", "inflight_key"]
 
 def check_key(request: DispatchCheckRequest) -> Hashable:
     """The cache key of a check sub-problem."""
-    scope = request.scope
     subject = request.subject
     return (
         "check",
-        scope.revision,
-        # The object itself, not id(): an id is reused once its object dies, which would let
-        # a later request read answers computed with another request's contextual relationships.
-        scope.cache_namespace,
+        # The revision and the namespace object itself, not id(): an id is reused once its
+        # object dies, which would let a later request read answers computed with another
+        # request's contextual relationships. Hashed once per request (`CheckKeyPrefix`).
+        request.scope.key_prefix,
         request.resource_type,
         request.resource_ids,
         request.relation,

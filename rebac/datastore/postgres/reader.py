@@ -81,29 +81,11 @@ LIMIT $6
 """  # noqa: S608 - column names are constants; every value is a $n parameter
 """`GraphReader.subject_set_closure` in one statement: $2 type, $3 relation, $4/$5 subject."""
 
-CLOSURES_SQL = f"""
-WITH RECURSIVE up(origin, id) AS (
-    SELECT r.subject_id, r.resource_id FROM rebac_relationship r
-    WHERE r.subject_type = $4 AND r.subject_id = ANY($5::text[] || '*'::text) AND r.subject_relation = ''
-      AND r.resource_type = $2 AND r.relation = $3 AND {_R_LIVE}
-  UNION
-    SELECT up.origin, r.resource_id FROM up
-    JOIN rebac_relationship r ON r.subject_type = $2 AND r.subject_id = up.id AND r.subject_relation = $3
-    WHERE r.resource_type = $2 AND r.relation = $3 AND {_R_LIVE}
-)
-(SELECT r.subject_id, {_R_COLUMNS} FROM rebac_relationship r
- WHERE r.subject_type = $4 AND r.subject_id = ANY($5::text[] || '*'::text) AND r.subject_relation = ''
-   AND r.resource_type = $2 AND r.relation = $3 AND {_R_LIVE}
- UNION ALL
- SELECT up.origin, {_R_COLUMNS} FROM up
- JOIN rebac_relationship r ON r.subject_type = $2 AND r.subject_id = up.id AND r.subject_relation = $3
- WHERE r.resource_type = $2 AND r.relation = $3 AND {_R_LIVE})
-LIMIT $6
-"""  # noqa: S608 - column names are constants; every value is a $n parameter
-"""`BatchClosureReader.subject_set_closures` in one statement: `CLOSURE_SQL` for many subjects.
+CLOSURES_SQL = CLOSURE_SQL.replace("ARRAY[$5, '*']", "$5::text[] || '*'::text")
+"""`BatchClosureReader.subject_set_closures` in one statement: `CLOSURE_SQL` from many subjects.
 
-Each row comes with the subject id it leads up from (its *origin*; ``*`` for the rows
-above a wildcard, which belong to every subject's closure).
+Returns the union of their closures, each row once (groups shared by several subjects
+are walked once); `subject_set_closures` splits it per subject in memory.
 """
 
 HEIGHT_SQL = f"""
@@ -252,6 +234,27 @@ def _sorted_or_none(rows: Sequence[asyncpg.Record], max_rows: int) -> list[Relat
     return [found[key] for key in sorted(found)]
 
 
+def _closure_of(start: list[Relationship], above: dict[str, list[Relationship]]) -> list[Relationship]:
+    """`start` and, transitively, the rows whose subject set is a resource already reached.
+
+    `above` maps a resource id X to the rows whose subject is ``T:X#r``; key order, each once.
+    """
+    found: dict[tuple[str, ...], Relationship] = {}
+    reached: set[str] = set()
+    frontier = start
+    while frontier:
+        step: list[Relationship] = []
+        for row in frontier:
+            if row.key in found:
+                continue
+            found[row.key] = row
+            if row.resource.id not in reached:
+                reached.add(row.resource.id)
+                step.extend(above.get(row.resource.id, ()))
+        frontier = step
+    return [found[key] for key in sorted(found)]
+
+
 class PostgresReader:
     """A Reader at one revision over an executor (the pool, or a transaction's connection).
 
@@ -369,16 +372,14 @@ class PostgresReader:
         )
         if len(rows) > max_rows:
             return None
-        by_origin: dict[str, dict[tuple[str, ...], Relationship]] = {}
+        plain: dict[str, list[Relationship]] = {}
+        above: dict[str, list[Relationship]] = {}
         for row in rows:
-            relationship = relationship_from_row(row[1:])
-            by_origin.setdefault(row[0], {})[relationship.key] = relationship
-        shared = by_origin.get(WILDCARD, {})
-        out: dict[str, list[Relationship]] = {}
-        for sid in subject_ids:
-            found = {**by_origin.get(sid, {}), **shared}
-            out[sid] = [found[key] for key in sorted(found)]
-        return out
+            relationship = relationship_from_row(row)
+            subject = relationship.subject
+            (plain if subject.relation is None else above).setdefault(subject.id, []).append(relationship)
+        shared = plain.get(WILDCARD, [])
+        return {sid: _closure_of([*plain.get(sid, ()), *shared], above) for sid in subject_ids}
 
     async def subject_set_height(
         self,

@@ -6,10 +6,15 @@ subject by subject); every item must answer exactly as its own Check does.
 
 from __future__ import annotations
 
-from rebac.datastore.graph import BatchClosureReader, subject_set_closure_by_queries
+from rebac.datastore.graph import (
+    BatchClosureReader,
+    subject_set_closure_by_queries,
+    subject_set_closures_by_queries,
+)
 from rebac.datastore.postgres import PostgresDatastore
 from rebac.datastore.protocol import Datastore, Reader
 from rebac.engine import Engine
+from rebac.engine.closure import CLOSURE_BATCH
 from rebac.engine.requests import CheckRequest, CheckResult
 from rebac.errors import RebacError, UnknownDefinitionError
 from rebac.revision import Revision
@@ -104,6 +109,27 @@ class TestCheckBulkShared:
         await engine.check_bulk(postgres_datastore.snapshot_reader(rev), _grid())
         assert (engine.stats.prefetches, engine.stats.datastore_queries) == (1, 3)
 
+    async def test_many_subjects_load_closures_in_batches(
+        self, postgres_datastore: PostgresDatastore
+    ) -> None:
+        """250 users cost three closure queries (batches of `CLOSURE_BATCH`), and answer like Check."""
+        members = tuple(f"group:eng#member@user:m{i}" for i in range(0, 250, 2))
+        rev = await _load(postgres_datastore, (*RELS, *members))
+        reader = postgres_datastore.snapshot_reader(rev)
+        requests = [
+            CheckRequest(ObjectRef("doc", "3"), "view", SubjectRef("user", f"m{i}")) for i in range(250)
+        ]
+        engine = Engine(cache_size=0)
+        results = await engine.check_bulk(reader, requests)
+        assert [r.allowed for r in results] == [i % 2 == 0 for i in range(250)]  # type: ignore[union-attr]
+        assert CLOSURE_BATCH == 100
+        # One prefetch, three closure batches and at most one depth query (closure loads too).
+        stats = engine.stats
+        assert stats.prefetches == 1
+        assert stats.datastore_queries == 1 + stats.closure_loads
+        assert stats.closure_loads in (3, 4), stats
+        await _agree(reader, requests[:6])
+
     async def test_errors_stay_in_their_items(self, postgres_datastore: PostgresDatastore) -> None:
         """An unknown type fails its own item only; an item with contextual relationships answers privately."""
         rev = await _load(postgres_datastore)
@@ -143,6 +169,10 @@ class TestBatchedClosures:
             )
             assert got[sid] == expected, sid
         assert [str(r) for r in got["nobody"]] == ["group:open#member@user:*"]
+        reference = await subject_set_closures_by_queries(
+            reader, "group", "member", "user", subjects, max_rows=100
+        )
+        assert reference == got
 
     async def test_a_deleted_row_is_gone_at_the_newer_revision_only(
         self, postgres_datastore: PostgresDatastore
