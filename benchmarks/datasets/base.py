@@ -13,6 +13,7 @@ tenant ``t`` starts with ``t{t}-``, except wildcards, which appear only in the t
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -110,6 +111,51 @@ class Budget:
             raise ValueError(f"size and tenant budget must be positive, got {size} and {tenant_budget}")
         budget = min(size, tenant_budget)
         return cls(tenant_budget=budget, tenant_count=max(1, round(size / budget)))
+
+
+class TenantWorld:
+    """What every tenant-partitioned world shares: sizing, seed, tenants and user ids.
+
+    A subclass sets `name` and `schema`, computes its object counts from
+    `self._budget.tenant_budget` in `__init__`, and yields each tenant's relationships from
+    `tenant_relationships` using `self._rng(tenant)`, so any tenant can be rebuilt alone.
+    """
+
+    name: ClassVar[str]
+    schema: ClassVar[str]
+
+    def __init__(self, size: int, seed: int, *, tenant_budget: int) -> None:
+        self._size = size
+        self._seed = seed
+        self._budget = Budget.split(size, tenant_budget)
+
+    @property
+    def size(self) -> int:
+        """The requested approximate relationship count."""
+        return self._size
+
+    @property
+    def seed(self) -> int:
+        """The seed."""
+        return self._seed
+
+    @property
+    def tenant_count(self) -> int:
+        """How many tenants (customers, organizations) the world has."""
+        return self._budget.tenant_count
+
+    @property
+    def global_tenants(self) -> tuple[int, ...]:
+        """Tenants whose grants reach users of other tenants; none unless a world has wildcards."""
+        return ()
+
+    def user_id(self, tenant: int, index: int) -> str:
+        """The id of user `index` of `tenant`."""
+        return f"{tenant_prefix(tenant)}u{index}"
+
+    def _rng(self, tenant: int) -> random.Random:
+        """The tenant's own generator: the same (world, seed, budget, tenant) gives the same data."""
+        return random.Random(f"{self.name}:{self._seed}:{self._budget.tenant_budget}:{tenant}")
 
 
 class IsolationError(AssertionError):

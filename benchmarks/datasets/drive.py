@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
-from benchmarks.datasets.base import DEFAULT_SEED, Budget, tenant_prefix
+from benchmarks.datasets.base import DEFAULT_SEED, TenantWorld, tenant_prefix
 
 SCHEMA = """\
 definition user {}
@@ -79,45 +79,19 @@ class DriveCounts:
         return cls(users=users, groups=groups, folders=folders, documents=documents)
 
 
-class DriveWorld:
+class DriveWorld(TenantWorld):
     """The drive dataset at one (size, seed); see the module docstring for its shape."""
 
     name: ClassVar[str] = "drive"
     schema: ClassVar[str] = SCHEMA
 
     def __init__(self, size: int, seed: int = DEFAULT_SEED, *, tenant_budget: int = TENANT_BUDGET) -> None:
-        self._size = size
-        self._seed = seed
-        self._budget = Budget.split(size, tenant_budget)
+        super().__init__(size, seed, tenant_budget=tenant_budget)
         self.counts = DriveCounts.for_budget(self._budget.tenant_budget)
-
-    @property
-    def size(self) -> int:
-        """The requested approximate relationship count."""
-        return self._size
-
-    @property
-    def seed(self) -> int:
-        """The seed."""
-        return self._seed
-
-    @property
-    def tenant_count(self) -> int:
-        """How many tenants (customers) the world has."""
-        return self._budget.tenant_count
-
-    @property
-    def global_tenants(self) -> tuple[int, ...]:
-        """Drive has no wildcards: no tenant grants outside itself."""
-        return ()
-
-    def user_id(self, tenant: int, index: int) -> str:
-        """The id of user `index` of `tenant`."""
-        return f"{tenant_prefix(tenant)}u{index}"
 
     def tenant_relationships(self, tenant: int) -> Iterator[str]:
         """Yield one tenant's relationships: groups, memberships, folders, then documents."""
-        rng = random.Random(f"drive:{self._seed}:{self._budget.tenant_budget}:{tenant}")
+        rng = self._rng(tenant)
         p = tenant_prefix(tenant)
         c = self.counts
         # Binary tree of groups: g's members are members of its parent (g - 1) // 2.

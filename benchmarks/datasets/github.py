@@ -13,12 +13,11 @@ Per tenant (an organization ``t{t}-o``) with budget B relationships:
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
-from benchmarks.datasets.base import DEFAULT_SEED, Budget, tenant_prefix
+from benchmarks.datasets.base import DEFAULT_SEED, TenantWorld, tenant_prefix
 
 SCHEMA = """\
 definition user {}
@@ -83,45 +82,19 @@ class GithubCounts:
         return cls(users=users, teams=teams, repositories=max(4, int(rest / _PER_REPOSITORY)))
 
 
-class GithubWorld:
+class GithubWorld(TenantWorld):
     """The github dataset at one (size, seed); see the module docstring for its shape."""
 
     name: ClassVar[str] = "github"
     schema: ClassVar[str] = SCHEMA
 
     def __init__(self, size: int, seed: int = DEFAULT_SEED, *, tenant_budget: int = TENANT_BUDGET) -> None:
-        self._size = size
-        self._seed = seed
-        self._budget = Budget.split(size, tenant_budget)
+        super().__init__(size, seed, tenant_budget=tenant_budget)
         self.counts = GithubCounts.for_budget(self._budget.tenant_budget)
-
-    @property
-    def size(self) -> int:
-        """The requested approximate relationship count."""
-        return self._size
-
-    @property
-    def seed(self) -> int:
-        """The seed."""
-        return self._seed
-
-    @property
-    def tenant_count(self) -> int:
-        """How many organizations the world has."""
-        return self._budget.tenant_count
-
-    @property
-    def global_tenants(self) -> tuple[int, ...]:
-        """Github has no wildcards: no organization grants outside itself."""
-        return ()
-
-    def user_id(self, tenant: int, index: int) -> str:
-        """The id of user `index` of organization `tenant`."""
-        return f"{tenant_prefix(tenant)}u{index}"
 
     def tenant_relationships(self, tenant: int) -> Iterator[str]:
         """Yield one organization's relationships: org, teams, memberships, repositories."""
-        rng = random.Random(f"github:{self._seed}:{self._budget.tenant_budget}:{tenant}")
+        rng = self._rng(tenant)
         p = tenant_prefix(tenant)
         c = self.counts
         org = f"organization:{p}o"

@@ -10,12 +10,11 @@ Per tenant with budget B relationships:
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
-from benchmarks.datasets.base import DEFAULT_SEED, Budget, tenant_prefix
+from benchmarks.datasets.base import DEFAULT_SEED, TenantWorld, tenant_prefix
 
 SCHEMA = """\
 definition user {}
@@ -59,45 +58,24 @@ class WideCounts:
         return cls(users=users, documents=max(4, int(rest / _PER_DOCUMENT)))
 
 
-class WideWorld:
+class WideWorld(TenantWorld):
     """The wide dataset at one (size, seed); see the module docstring for its shape."""
 
     name: ClassVar[str] = "wide"
     schema: ClassVar[str] = SCHEMA
 
     def __init__(self, size: int, seed: int = DEFAULT_SEED, *, tenant_budget: int = TENANT_BUDGET) -> None:
-        self._size = size
-        self._seed = seed
-        self._budget = Budget.split(size, tenant_budget)
+        super().__init__(size, seed, tenant_budget=tenant_budget)
         self.counts = WideCounts.for_budget(self._budget.tenant_budget)
-
-    @property
-    def size(self) -> int:
-        """The requested approximate relationship count."""
-        return self._size
-
-    @property
-    def seed(self) -> int:
-        """The seed."""
-        return self._seed
-
-    @property
-    def tenant_count(self) -> int:
-        """How many tenants the world has."""
-        return self._budget.tenant_count
 
     @property
     def global_tenants(self) -> tuple[int, ...]:
         """Tenant 0 holds the public documents, visible to users of every tenant."""
         return (PUBLIC_TENANT,)
 
-    def user_id(self, tenant: int, index: int) -> str:
-        """The id of user `index` of `tenant`."""
-        return f"{tenant_prefix(tenant)}u{index}"
-
     def tenant_relationships(self, tenant: int) -> Iterator[str]:
         """Yield one tenant's relationships: group memberships, then documents."""
-        rng = random.Random(f"wide:{self._seed}:{self._budget.tenant_budget}:{tenant}")
+        rng = self._rng(tenant)
         p = tenant_prefix(tenant)
         c = self.counts
         for u in range(c.users):
