@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 from grpc import aio
 
 from rebac.datastore.protocol import Datastore
 from rebac.engine import Engine
-from rebac.engine.requests import CheckRequest, CheckResult
+from rebac.engine.requests import CheckRequest, CheckResult, FoundResource, FoundSubject
 from rebac.errors import RebacError
 from rebac.revision import AtExactSnapshot, Consistency, Revision, encode_token
 from rebac.tuples import validate_object_type
@@ -193,10 +193,8 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         consistency, engine_cursor = _pinned(request)
         revision, token = await self._revision(consistency)
         revision_token = core_pb2.RevisionToken(token=token)
-        prefix = stream_cursor_prefix(token)
         count = 0
-        response = permissions_pb2.LookupResourcesResponse(looked_up_at=revision_token)
-        async for found in self._engine.lookup_resources(
+        found = self._engine.lookup_resources(
             self._datastore.snapshot_reader(revision),
             resource_type,
             permission,
@@ -205,17 +203,15 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             cursor=engine_cursor,
             context=_caveat_context(request),
             contextual_relationships=contextual,
+        )
+        async for response in _in_messages(
+            found,
+            lambda: permissions_pb2.LookupResourcesResponse(looked_up_at=revision_token),
+            convert.add_found_resource,
+            per_message=per_message,
+            cursor_prefix=stream_cursor_prefix(token),
         ):
-            convert.add_found_resource(response.results, found)
-            if len(response.results) >= per_message:
-                count += per_message
-                response.after_result_cursor.token = prefix + found.cursor
-                yield response
-                response = permissions_pb2.LookupResourcesResponse(looked_up_at=revision_token)
-            last = found
-        if response.results:
             count += len(response.results)
-            response.after_result_cursor.token = prefix + last.cursor
             yield response
         self._audit.record(
             result="looked_up",
@@ -244,10 +240,8 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         consistency, engine_cursor = _pinned(request)
         revision, token = await self._revision(consistency)
         revision_token = core_pb2.RevisionToken(token=token)
-        prefix = stream_cursor_prefix(token)
         count = 0
-        response = permissions_pb2.LookupSubjectsResponse(looked_up_at=revision_token)
-        async for found in self._engine.lookup_subjects(
+        found = self._engine.lookup_subjects(
             self._datastore.snapshot_reader(revision),
             resource,
             permission,
@@ -257,17 +251,15 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             cursor=engine_cursor,
             context=_caveat_context(request),
             contextual_relationships=contextual,
+        )
+        async for response in _in_messages(
+            found,
+            lambda: permissions_pb2.LookupSubjectsResponse(looked_up_at=revision_token),
+            convert.add_found_subject,
+            per_message=per_message,
+            cursor_prefix=stream_cursor_prefix(token),
         ):
-            convert.add_found_subject(response.results, found)
-            if len(response.results) >= per_message:
-                count += per_message
-                response.after_result_cursor.token = prefix + found.cursor
-                yield response
-                response = permissions_pb2.LookupSubjectsResponse(looked_up_at=revision_token)
-            last = found
-        if response.results:
             count += len(response.results)
-            response.after_result_cursor.token = prefix + last.cursor
             yield response
         self._audit.record(
             result="looked_up",
@@ -277,3 +269,37 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             revision=token,
             count=count,
         )
+
+
+_Found = TypeVar("_Found", FoundResource, FoundSubject)
+_Response = TypeVar(
+    "_Response", permissions_pb2.LookupResourcesResponse, permissions_pb2.LookupSubjectsResponse
+)
+
+
+async def _in_messages(
+    found: AsyncIterator[_Found],
+    new_response: Callable[[], _Response],
+    add: Callable[[Any, _Found], None],
+    *,
+    per_message: int,
+    cursor_prefix: str,
+) -> AsyncIterator[_Response]:
+    """Pack lookup results into messages of at most `per_message` results, in order.
+
+    Each message's `after_result_cursor` resumes right after its last result; a stream with
+    no results sends no message. One gRPC message per result cost most of a lookup's server
+    CPU, which is why results travel in batches.
+    """
+    response = new_response()
+    last: _Found | None = None
+    async for item in found:
+        add(response.results, item)
+        last = item
+        if len(response.results) >= per_message:
+            response.after_result_cursor.token = cursor_prefix + item.cursor
+            yield response
+            response = new_response()
+    if response.results and last is not None:
+        response.after_result_cursor.token = cursor_prefix + last.cursor
+        yield response
