@@ -11,18 +11,19 @@ datastore's ``pool``) are reached through `inner`.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from rebac.datastore.filters import RelationshipFilter
 from rebac.datastore.protocol import Datastore, Reader, RevisionChanges, TxFn
+from rebac.engine.caching import walks_graph
 from rebac.revision import Revision
 from rebac.schema.definitions import CompiledSchema
 from rebac.tuples import Relationship
 from rebac_server.metrics import Metrics
 from rebac_server.tracing import Tracer
 
-__all__ = ["InstrumentedDatastore", "InstrumentedReader", "pool_stats"]
+__all__ = ["InstrumentedDatastore", "InstrumentedGraphReader", "InstrumentedReader", "pool_stats"]
 
 
 class _Timed:
@@ -100,6 +101,48 @@ class InstrumentedReader:
         return getattr(self._inner, name)
 
 
+class InstrumentedGraphReader(InstrumentedReader):
+    """An InstrumentedReader of a GraphReader, naming the graph walks on the class.
+
+    The walks are passed through untimed, as `__getattr__` did; naming them lets the
+    engine recognise a graph reader by its class (`walks_graph`) instead of a runtime
+    Protocol check per request.
+    """
+
+    async def walk_relations(
+        self,
+        resource_type: str,
+        resource_ids: Sequence[str],
+        *,
+        follow: Sequence[str],
+        relations: Sequence[str],
+        max_rows: int,
+    ) -> list[Relationship] | None:
+        """The wrapped reader's walk (see `GraphReader.walk_relations`)."""
+        result: list[Relationship] | None = await self._inner.walk_relations(  # type: ignore[attr-defined]
+            resource_type, resource_ids, follow=follow, relations=relations, max_rows=max_rows
+        )
+        return result
+
+    async def subject_set_closure(
+        self, resource_type: str, relation: str, subject_type: str, subject_id: str, *, max_rows: int
+    ) -> list[Relationship] | None:
+        """The wrapped reader's closure (see `GraphReader.subject_set_closure`)."""
+        result: list[Relationship] | None = await self._inner.subject_set_closure(  # type: ignore[attr-defined]
+            resource_type, relation, subject_type, subject_id, max_rows=max_rows
+        )
+        return result
+
+    async def subject_set_height(
+        self, resource_type: str, relation: str, resource_ids: Sequence[str], *, max_height: int
+    ) -> int:
+        """The wrapped reader's height (see `GraphReader.subject_set_height`)."""
+        result: int = await self._inner.subject_set_height(  # type: ignore[attr-defined]
+            resource_type, relation, resource_ids, max_height=max_height
+        )
+        return result
+
+
 class InstrumentedDatastore:
     """A Datastore that times calls of `inner`; it does not own `inner` beyond `aclose`."""
 
@@ -109,7 +152,9 @@ class InstrumentedDatastore:
 
     def snapshot_reader(self, revision: Revision) -> InstrumentedReader:
         """A timed reader at `revision`."""
-        return InstrumentedReader(self.inner.snapshot_reader(revision), self._timed)
+        inner = self.inner.snapshot_reader(revision)
+        wrapper = InstrumentedGraphReader if walks_graph(inner) else InstrumentedReader
+        return wrapper(inner, self._timed)
 
     async def read_write_tx(self, fn: TxFn) -> Revision:
         """The wrapped transaction (timed as ``read_write_tx``)."""

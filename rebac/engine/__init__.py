@@ -14,10 +14,10 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from rebac.datastore.protocol import GraphReader, Reader
-from rebac.engine.caching import CachingDispatcher
+from rebac.engine.caching import CachingDispatcher, walks_graph
 from rebac.engine.caveats import CaveatEvaluator, CaveatVerdict, evaluate_condition
 from rebac.engine.check import Checker
 from rebac.engine.closure import ClosureCache, ClosureResolver, is_closure_node
@@ -135,7 +135,7 @@ class Engine:
             self._validate_contextual(schema, contextual)
         # The fast paths need one-round-trip graph walks; contextual relationships are not
         # in the datastore, so a request carrying them always walks step by step.
-        fast = not contextual and isinstance(reader, GraphReader)
+        fast = not contextual and walks_graph(reader)
         return RequestScope(
             reader=ContextualReader(reader, contextual) if contextual else reader,
             schema=schema,
@@ -147,8 +147,8 @@ class Engine:
             # Contextual relationships exist for this request only: keep its answers private.
             cache_namespace=object() if contextual else None,
             prefetch=PrefetchStore() if fast else None,
-            closures=ClosureResolver(reader, schema, self._closures, self.stats)
-            if fast and isinstance(reader, GraphReader)
+            closures=ClosureResolver(cast("GraphReader", reader), schema, self._closures, self.stats)
+            if fast
             else None,
         )
 

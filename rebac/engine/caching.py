@@ -5,10 +5,30 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Hashable
 
+from rebac.datastore.protocol import GraphReader
 from rebac.engine.dispatch import DispatchCheckRequest, DispatchCheckResponse, Dispatcher
 from rebac.engine.keys import check_key
 
-__all__ = ["CachingDispatcher"]
+__all__ = ["CachingDispatcher", "walks_graph"]
+
+# The protocol's public members (Reader's included): what the runtime check looks for.
+_GRAPH_MEMBERS = tuple(name for name in dir(GraphReader) if not name.startswith("_"))
+_GRAPH_CLASSES: dict[type, bool] = {}
+
+
+def walks_graph(reader: object) -> bool:
+    """``isinstance(reader, GraphReader)``, answered from a per-class memo when the class decides it.
+
+    A runtime Protocol check walks the protocol's members on every call (a measurable
+    share of a cached check). A class that defines every member itself answers True for
+    all its instances, so that is remembered; any other class (e.g. a delegating wrapper
+    whose ``__getattr__`` depends on what it wraps) is checked per instance as before.
+    """
+    cls = type(reader)
+    known = _GRAPH_CLASSES.get(cls)
+    if known is None:
+        known = _GRAPH_CLASSES[cls] = all(hasattr(cls, name) for name in _GRAPH_MEMBERS)
+    return known or isinstance(reader, GraphReader)
 
 
 class CachingDispatcher:
