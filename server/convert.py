@@ -351,10 +351,16 @@ _EXPAND_OPS_BACK = {v: k for k, v in _EXPAND_OPS.items()}
 def expand_tree_to_proto(tree: ExpandTree) -> permissions_pb2.PermissionRelationshipTree:
     """The proto form of an expand tree (recursively)."""
     msg = permissions_pb2.PermissionRelationshipTree(
-        expanded_object=object_to_proto(tree.resource), expanded_relation=tree.relation
+        expanded_object=object_to_proto(tree.resource),
+        expanded_relation=tree.relation,
+        label=tree.label,
+        caveat=tree.caveat,
     )
     if tree.operation is ExpandOperation.LEAF:
         msg.leaf.subjects.extend(subject_to_proto(s) for s in tree.subjects)
+        msg.leaf.subject_caveats.extend(tree.subject_caveats)
+        # Set the oneof even for an empty leaf so the client reads it as a leaf.
+        msg.leaf.SetInParent()
     else:
         msg.intermediate.operation = _EXPAND_OPS[tree.operation]
         msg.intermediate.children.extend(expand_tree_to_proto(child) for child in tree.children)
@@ -370,12 +376,27 @@ def expand_tree_from_proto(msg: permissions_pb2.PermissionRelationshipTree) -> E
             msg.expanded_relation,
             _EXPAND_OPS_BACK[msg.intermediate.operation],
             children=tuple(expand_tree_from_proto(child) for child in msg.intermediate.children),
+            label=msg.label,
+            caveat=msg.caveat,
         )
     subjects = tuple(
         SubjectRef(s.object.object_type, s.object.object_id, s.optional_relation or None)
         for s in msg.leaf.subjects
     )
-    return ExpandTree(resource, msg.expanded_relation, ExpandOperation.LEAF, subjects=subjects)
+    caveats = tuple(msg.leaf.subject_caveats)
+    if caveats and len(caveats) != len(subjects):
+        raise InvalidRequestError(
+            "expand leaf: subject_caveats must be empty or one per subject", field="subject_caveats"
+        )
+    return ExpandTree(
+        resource,
+        msg.expanded_relation,
+        ExpandOperation.LEAF,
+        subjects=subjects,
+        label=msg.label,
+        subject_caveats=caveats,
+        caveat=msg.caveat,
+    )
 
 
 # Lookup results travel many to a message; the cursor is per message (see permissions.proto),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from rebac.cli import EXIT_DENIED, EXIT_OK, CliError
@@ -69,8 +70,9 @@ examples:
 Prints true, false or caveated (a caveat needs context that was not given; --json lists
 it under missing_context). Exit 0 if true, 1 if false or caveated, 2 for bad input,
 3 if the server could not answer. --context and --with apply to every line of --file.
---explain draws the expand tree: the branches that grant (marked ✓), or the whole tree
-that was searched when denied."""
+--explain draws the expand tree: the branches that grant (marked ✓; marked ? where a
+caveat must hold, e.g. `user:ann [caveat only_on_tuesday]  ?`), or the whole tree that
+was searched when denied. Arrows read as in the schema (document:42#parent->edit)."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -145,7 +147,8 @@ def _check_one(
     word = permissionship_word(result.permissionship)
     shown_tree = None
     if tree is not None:
-        granted = result.permissionship is Permissionship.HAS_PERMISSION
+        # A conditional answer is explained like a grant: the paths that might grant, marked `?`.
+        granted = result.permissionship is not Permissionship.NO_PERMISSION
         shown_tree = (explain_tree(tree, line.subject) if granted else None) or tree
     if args.as_json:
         document: dict[str, Any] = {
@@ -201,13 +204,13 @@ def explain_tree(tree: ExpandTree, subject: SubjectRef) -> ExpandTree | None:
 def _prune(tree: ExpandTree, wanted: frozenset[SubjectRef]) -> ExpandTree | None:
     op = tree.operation
     if op is ExpandOperation.LEAF:
-        found = tuple(s for s in tree.subjects if s in wanted)
-        return ExpandTree(tree.resource, tree.relation, op, subjects=found) if found else None
+        found = _leaf_subset(tree, wanted)
+        return found if found.subjects else None
     if op is ExpandOperation.UNION:
         kids = [k for k in (_prune(c, wanted) for c in tree.children) if k is not None]
         if not kids:
             return None
-        return ExpandTree(tree.resource, tree.relation, op, children=_with_links(tree.children, kids))
+        return replace(tree, children=_with_links(tree.children, kids))
     if not _contains(tree, wanted):
         return None
     if op is ExpandOperation.INTERSECTION:
@@ -215,7 +218,19 @@ def _prune(tree: ExpandTree, wanted: frozenset[SubjectRef]) -> ExpandTree | None
     else:  # exclusion: the base must grant; the subtracted branches are shown whole
         pruned = [_prune(tree.children[0], wanted), *tree.children[1:]] if tree.children else [None]
     kept = tuple(p for p in pruned if p is not None)
-    return ExpandTree(tree.resource, tree.relation, op, children=kept) if len(kept) == len(pruned) else tree
+    return replace(tree, children=kept) if len(kept) == len(pruned) else tree
+
+
+def _leaf_subset(leaf: ExpandTree, keep: frozenset[SubjectRef] | set[SubjectRef]) -> ExpandTree:
+    """`leaf` with only the subjects in `keep`, each still with its caveat."""
+    caveats = leaf.subject_caveats or ("",) * len(leaf.subjects)
+    pairs = [(s, c) for s, c in zip(leaf.subjects, caveats, strict=True) if s in keep]
+    kept_caveats = tuple(c for _, c in pairs)
+    return replace(
+        leaf,
+        subjects=tuple(s for s, _ in pairs),
+        subject_caveats=kept_caveats if any(kept_caveats) else (),
+    )
 
 
 def _with_links(children: tuple[ExpandTree, ...], kept: list[ExpandTree]) -> tuple[ExpandTree, ...]:
@@ -243,8 +258,7 @@ def _with_links(children: tuple[ExpandTree, ...], kept: list[ExpandTree]) -> tup
             None,
         )
         found = mine.subjects if mine is not None else ()
-        merged = tuple(s for s in child.subjects if s in links or s in found)
-        result.append(ExpandTree(child.resource, child.relation, ExpandOperation.LEAF, subjects=merged))
+        result.append(_leaf_subset(child, {*links, *found}))
     linked = {(r.resource, r.relation) for r in result}
     others = [
         k for k in kept if not (k.operation is ExpandOperation.LEAF and (k.resource, k.relation) in linked)

@@ -122,36 +122,76 @@ def expand_tree_node(
     *,
     palette: Palette = Palette(),
     highlight: frozenset[SubjectRef] = frozenset(),
+    conditional: bool = False,
 ) -> TreeNode:
-    """A drawable tree of an expand result; subjects in `highlight` are marked and green.
+    """A drawable tree of an expand result; subjects in `highlight` are marked.
 
-    Each node reads ``resource#relation`` and its operation; a leaf lists its direct
-    subjects as children; a leaf or operation without any shows ``(none)``.
+    Each node reads ``resource#relation`` (``resource#parent->edit`` for an arrow) and its
+    operation; a leaf lists its direct subjects as children; a leaf or operation without
+    any shows ``(none)``. A caveated subject or node says ``[caveat NAME]``. A highlighted
+    subject is marked ``✓`` (green) when its path is unconditional, and ``?`` (yellow) when
+    it, or a node above it, is caveated (`conditional`): it qualifies only if the caveat
+    holds.
     """
-    title = palette.paint(f"{tree.resource}#{tree.relation}", "bold", "blue")
+    title = palette.paint(f"{tree.resource}#{tree.label or tree.relation}", "bold", "blue")
+    if tree.caveat:
+        title = f"{title} {_caveat_note(tree.caveat, palette)}"
+        conditional = True
     if tree.operation is ExpandOperation.LEAF:
+        caveats = tree.subject_caveats or ("",) * len(tree.subjects)
         subjects = tuple(
-            TreeNode(
-                palette.paint(f"{subject}  ✓", "green", "bold") if subject in highlight else str(subject)
-            )
-            for subject in tree.subjects
+            TreeNode(_subject_label(subject, caveat, palette, subject in highlight, conditional=conditional))
+            for subject, caveat in zip(tree.subjects, caveats, strict=True)
         )
         return TreeNode(title, subjects or (TreeNode(palette.paint("(none)", "dim")),))
     op = palette.paint(_OPERATION_SYMBOL[tree.operation], "cyan")
-    children = tuple(expand_tree_node(c, palette=palette, highlight=highlight) for c in tree.children)
+    children = tuple(
+        expand_tree_node(c, palette=palette, highlight=highlight, conditional=conditional)
+        for c in tree.children
+    )
     # An operation over nothing (e.g. an arrow whose relation is empty) says so, like a leaf.
     return TreeNode(f"{title} {op}", children or (TreeNode(palette.paint("(none)", "dim")),))
 
 
+def _caveat_note(caveat: str, palette: Palette) -> str:
+    return palette.paint(f"[caveat {caveat}]", "yellow")
+
+
+def _subject_label(
+    subject: SubjectRef, caveat: str, palette: Palette, highlighted: bool, *, conditional: bool
+) -> str:
+    """One leaf subject: its text, its caveat if any, and its mark if highlighted."""
+    text = str(subject)
+    note = f" {_caveat_note(caveat, palette)}" if caveat else ""
+    if not highlighted:
+        return text + note
+    if caveat or conditional:
+        return f"{palette.paint(text, 'yellow', 'bold')}{note}  {palette.paint('?', 'yellow', 'bold')}"
+    return palette.paint(f"{text}  ✓", "green", "bold")
+
+
 def expand_tree_json(tree: ExpandTree) -> dict[str, Any]:
-    """The JSON shape of an expand tree (documented in `rebac expand --help`)."""
+    """The JSON shape of an expand tree (documented in `rebac expand --help`).
+
+    Every node has resource, relation and operation; ``label`` (the arrow or computed
+    userset) and ``caveat`` (the caveat on the relationship that led here) appear when set;
+    a leaf has ``subjects`` and, if any is caveated, ``subject_caveats`` mapping each
+    caveated subject to its caveat name.
+    """
     node: dict[str, Any] = {
         "resource": str(tree.resource),
         "relation": tree.relation,
         "operation": tree.operation.value,
     }
+    if tree.label:
+        node["label"] = tree.label
+    if tree.caveat:
+        node["caveat"] = tree.caveat
     if tree.operation is ExpandOperation.LEAF:
         node["subjects"] = [str(s) for s in tree.subjects]
+        caveated = {str(s): c for s, c in zip(tree.subjects, tree.subject_caveats, strict=False) if c}
+        if caveated:
+            node["subject_caveats"] = caveated
     else:
         node["children"] = [expand_tree_json(c) for c in tree.children]
     return node

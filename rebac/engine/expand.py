@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import assert_never
 
 from rebac.datastore.filters import RelationshipFilter
@@ -36,7 +37,11 @@ async def expand_tree(
     usersets (``doc:1#owner``, ``folder:f#view``). Recursive: those usersets and stored
     subject sets are expanded in turn; a userset already on the path is left as a LEAF
     naming it (cycles terminate). Expired relationships are left out; caveated ones are
-    included. Raises UnknownDefinitionError / UnknownRelationError, MaxDepthExceededError.
+    included, their caveat named in the leaf's `subject_caveats` (and, for a subject set or
+    arrow row that leads further, in the `caveat` of the subtree it leads to). Arrow nodes
+    are labelled with the arrow (``parent->edit``, ``parent.all(edit)``) and one-level
+    computed usersets with their relation. Raises UnknownDefinitionError /
+    UnknownRelationError, MaxDepthExceededError.
     """
     return await _Expander(scope, recursive=recursive).node(resource, relation, frozenset(), 0)
 
@@ -79,12 +84,26 @@ class _Expander:
     async def _stored(
         self, resource: ObjectRef, relation: str, path: frozenset[NodeKey], depth: int
     ) -> ExpandTree:
-        subjects = tuple(sorted(r.subject for r in await self._rows(resource, relation)))
-        leaf = ExpandTree(resource, relation, ExpandOperation.LEAF, subjects=subjects)
-        nested = [s for s in subjects if s.relation is not None and not s.is_wildcard]
+        rows = sorted(await self._rows(resource, relation), key=lambda r: r.subject)
+        subjects = tuple(r.subject for r in rows)
+        caveats = tuple(_caveat_name(r) for r in rows)
+        leaf = ExpandTree(
+            resource,
+            relation,
+            ExpandOperation.LEAF,
+            subjects=subjects,
+            subject_caveats=caveats if any(caveats) else (),
+        )
+        nested = [r for r in rows if r.subject.relation is not None and not r.subject.is_wildcard]
         if not self.recursive or not nested:
             return leaf
-        children = [await self.node(s.object, s.relation or "", path, depth + 1) for s in nested]
+        children = [
+            _reached_through(
+                await self.node(r.subject.object, r.subject.relation or "", path, depth + 1),
+                _caveat_name(r),
+            )
+            for r in nested
+        ]
         return ExpandTree(resource, relation, ExpandOperation.UNION, children=(leaf, *children))
 
     async def _rewrite(  # noqa: PLR0911 - a return per node kind
@@ -99,7 +118,11 @@ class _Expander:
                 if self.recursive:
                     return await self.node(resource, target, path, depth + 1)
                 return ExpandTree(
-                    resource, relation, ExpandOperation.LEAF, subjects=(_userset(resource, target),)
+                    resource,
+                    relation,
+                    ExpandOperation.LEAF,
+                    subjects=(_userset(resource, target),),
+                    label=target,
                 )
             case TupleToUserset():
                 return await self._arrow(node, resource, relation, path, depth)
@@ -121,26 +144,64 @@ class _Expander:
         path: frozenset[NodeKey],
         depth: int,
     ) -> ExpandTree:
-        targets: list[ObjectRef] = []
+        # Each target object once; its caveat is "" if any row to it is uncaveated.
+        targets: dict[ObjectRef, str] = {}
         for row in await self._rows(resource, arrow.tupleset_relation):
             stored = row.subject
             target_def = self.scope.schema.definition(stored.type)
             if stored.is_wildcard or target_def is None or target_def.member(arrow.computed_relation) is None:
                 continue
-            if stored.object not in targets:
-                targets.append(stored.object)
+            caveat = _caveat_name(row)
+            if stored.object not in targets or not caveat:
+                targets[stored.object] = caveat
+        label = _arrow_label(arrow)
         op = ExpandOperation.UNION if arrow.function is ArrowFunction.ANY else ExpandOperation.INTERSECTION
         if not self.recursive:
             usersets = tuple(_userset(t, arrow.computed_relation) for t in targets)
+            caveats = tuple(targets.values())
             if arrow.function is ArrowFunction.ANY:
-                return ExpandTree(resource, relation, ExpandOperation.LEAF, subjects=usersets)
+                return ExpandTree(
+                    resource,
+                    relation,
+                    ExpandOperation.LEAF,
+                    subjects=usersets,
+                    label=label,
+                    subject_caveats=caveats if any(caveats) else (),
+                )
             kids = tuple(
-                ExpandTree(resource, relation, ExpandOperation.LEAF, subjects=(u,)) for u in usersets
+                ExpandTree(
+                    resource,
+                    relation,
+                    ExpandOperation.LEAF,
+                    subjects=(u,),
+                    label=label,
+                    subject_caveats=(c,) if c else (),
+                )
+                for u, c in zip(usersets, caveats, strict=True)
             )
-            return ExpandTree(resource, relation, op, children=kids)
-        expanded = [await self.node(t, arrow.computed_relation, path, depth + 1) for t in targets]
-        return ExpandTree(resource, relation, op, children=tuple(expanded))
+            return ExpandTree(resource, relation, op, children=kids, label=label)
+        expanded = [
+            _reached_through(await self.node(t, arrow.computed_relation, path, depth + 1), caveat)
+            for t, caveat in targets.items()
+        ]
+        return ExpandTree(resource, relation, op, children=tuple(expanded), label=label)
 
 
 def _userset(resource: ObjectRef, relation: str) -> SubjectRef:
     return SubjectRef(resource.type, resource.id, relation)
+
+
+def _caveat_name(row: Relationship) -> str:
+    return row.caveat.name if row.caveat is not None else ""
+
+
+def _reached_through(tree: ExpandTree, caveat: str) -> ExpandTree:
+    """`tree`, marked as reached through a relationship with `caveat` (unchanged if none)."""
+    return replace(tree, caveat=caveat) if caveat else tree
+
+
+def _arrow_label(arrow: TupleToUserset) -> str:
+    """The arrow as the schema spells it: ``parent->edit`` or ``parent.all(edit)``."""
+    if arrow.function is ArrowFunction.ANY:
+        return f"{arrow.tupleset_relation}->{arrow.computed_relation}"
+    return f"{arrow.tupleset_relation}.all({arrow.computed_relation})"

@@ -76,6 +76,13 @@ class ExpandTree:
 
     A LEAF lists the subjects stored directly (objects, wildcards and subject sets); the
     other operations combine `children` (EXCLUSION: the first child minus the rest).
+
+    `label` says what the node stands for when that is not `relation` itself: the arrow
+    (``parent->edit``, ``parent.all(edit)``) or, in a one-level expand, the computed
+    userset's relation (``owner``); empty otherwise. `subject_caveats` is empty or runs
+    parallel to `subjects`: the caveat name on the relationship of each subject ("" for
+    none). `caveat` names the caveat on the relationship through which this node was
+    reached (a caveated subject-set or arrow row); everything under it is conditional.
     """
 
     resource: ObjectRef
@@ -83,6 +90,22 @@ class ExpandTree:
     operation: ExpandOperation
     children: tuple[ExpandTree, ...] = ()
     subjects: tuple[SubjectRef, ...] = ()
+    label: str = ""
+    subject_caveats: tuple[str, ...] = ()
+    caveat: str = ""
+
+    def __post_init__(self) -> None:
+        """Reject a `subject_caveats` that does not line up with `subjects`."""
+        if self.subject_caveats and len(self.subject_caveats) != len(self.subjects):
+            msg = "ExpandTree.subject_caveats must be empty or as long as subjects"
+            raise ValueError(msg)
+
+    def caveat_of(self, subject: SubjectRef) -> str:
+        """The caveat name on `subject`'s relationship in this leaf ("" if uncaveated or absent)."""
+        for candidate, caveat in zip(self.subjects, self.subject_caveats, strict=False):
+            if candidate == subject:
+                return caveat
+        return ""
 
 
 @dataclass(frozen=True, slots=True)

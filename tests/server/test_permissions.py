@@ -9,8 +9,8 @@ import pytest
 from grpc import aio
 
 from rebac.tuples import UpdateOperation
-from rebac_server._gen.rebac.v1 import core_pb2, permissions_pb2
-from tests.server.server_helpers import FULL, HAS, NO, check, obj, subj, touch, updates
+from rebac_server._gen.rebac.v1 import core_pb2, permissions_pb2, schema_pb2
+from tests.server.server_helpers import FULL, HAS, NO, SCHEMA, check, obj, subj, touch, updates
 
 WORLD = (
     "document:1#viewer@user:ann",
@@ -159,6 +159,65 @@ class TestExpand:
             )
         )
         assert {"user:ann", "user:bob"} <= _leaf_subjects(response.tree_root)
+
+    async def test_arrow_label_and_caveat_markers_cross_the_wire(self, server):
+        """The arrow node carries `parent->viewer`; a caveated subject and the caveated row's subtree carry the caveat."""
+        text = (
+            SCHEMA.replace("definition document {", _CAVEATED_DOCUMENT)
+            .replace(
+                "relation viewer: user | user:* | group#member",
+                "relation viewer: user | user with on_tue | user:* | group#member | group#member with on_tue",
+            )
+            .replace("(viewer + editor) - banned", "(viewer + editor + parent->viewer) - banned")
+        )
+        await server.schema.WriteSchema(schema_pb2.WriteSchemaRequest(schema=text))
+        await server.relationships.WriteRelationships(
+            touch(
+                "document:9#parent@folder:f",
+                "folder:f#viewer@user:ann",
+                "document:9#viewer@user:tue[on_tue]",
+                "document:9#viewer@group:g#member[on_tue]",
+                "group:g#member@user:gil",
+            )
+        )
+        response = await server.permissions.Expand(
+            permissions_pb2.ExpandRequest(
+                consistency=FULL, resource=obj("document:9"), permission="view", recursive=True
+            )
+        )
+        nodes = list(_walk(response.tree_root))
+        assert [n.label for n in nodes if n.label] == ["parent->viewer"]
+        leaf = next(n for n in nodes if n.expanded_relation == "viewer" and n.HasField("leaf"))
+        caveats = dict(zip((str_subject(s) for s in leaf.leaf.subjects), leaf.leaf.subject_caveats, strict=True))
+        assert caveats == {"group:g#member": "on_tue", "user:tue": "on_tue"}
+        group = next(n for n in nodes if n.expanded_object.object_type == "group")
+        assert group.caveat == "on_tue"
+        assert list(group.leaf.subject_caveats) == []
+        folder = next(n for n in nodes if n.expanded_object.object_type == "folder")
+        assert folder.caveat == ""
+
+
+_CAVEATED_DOCUMENT = """caveat on_tue(day string) {
+    day == "tue"
+}
+
+definition folder {
+    relation viewer: user
+}
+
+definition document {
+    relation parent: folder"""
+
+
+def _walk(node: permissions_pb2.PermissionRelationshipTree):
+    yield node
+    for child in node.intermediate.children:
+        yield from _walk(child)
+
+
+def str_subject(subject: core_pb2.SubjectReference) -> str:
+    text = f"{subject.object.object_type}:{subject.object.object_id}"
+    return f"{text}#{subject.optional_relation}" if subject.optional_relation else text
 
 
 def _lr(**fields: object) -> permissions_pb2.LookupResourcesRequest:

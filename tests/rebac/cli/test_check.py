@@ -7,6 +7,7 @@ import json
 import pytest
 
 from rebac.cli.check import explain_tree
+from rebac.cli.output import expand_tree_node, render_tree
 from rebac.engine.requests import ExpandOperation, ExpandTree
 from rebac.tuples import ObjectRef, SubjectRef
 from tests.rebac.cli.cli_helpers import CAVEAT_SCHEMA, cli_against_server
@@ -81,6 +82,29 @@ class TestCheck:
         """`--explain --json` includes the tree under `explain`."""
         document = json.loads(rebac("check", "document:c1", "view", "user:bob", "--explain", "--json").out)
         assert document["explain"]["operation"] == "exclusion"
+
+    def test_explain_labels_the_arrow_with_the_arrow(self, rebac):
+        """carl views c1 through its folder: the tree shows `document:c1#parent->view`, not a second `#view`."""
+        result = rebac("check", "document:c1", "view", "user:carl", "--explain")
+        assert result.code == 0
+        assert "document:c1#parent->view \u222a union" in result.out
+        # Only the `viewer + edit + parent->view` union reads `#view` (a union); the arrow does not.
+        assert result.out.count("document:c1#view \u222a union") == 1
+
+    def test_explain_marks_a_caveat_only_path_with_a_question_mark(self, rebac):
+        """tue views c5 only under a caveat: `caveated`, exit 1, and the leaf reads `[caveat ...]  ?`, never ✓."""
+        result = rebac("check", "document:c5", "view", "user:tue", "--explain")
+        assert result.code == 1
+        assert result.out.startswith("caveated\n")
+        assert "user:tue [caveat only_on_tuesday]  ?" in result.out
+        assert "✓" not in result.out
+
+    def test_explain_json_names_the_arrow_and_the_caveat(self, rebac):
+        """`--explain --json` carries the arrow label and the caveated subject, like the drawn tree."""
+        carl = json.loads(rebac("check", "document:c1", "view", "user:carl", "--explain", "--json").out)
+        assert '"label": "parent->view"' in json.dumps(carl)
+        tue = json.loads(rebac("check", "document:c5", "view", "user:tue", "--explain", "--json").out)
+        assert '"subject_caveats": {"user:tue": "only_on_tuesday"}' in json.dumps(tue)
 
     def test_check_sees_a_write_made_just_before(self, rebac):
         """The CLI's default (full) consistency sees the previous command's write at once."""
@@ -338,3 +362,48 @@ class TestExplainTree:
         pruned = explain_tree(tree, SubjectRef("user", "ann"))
         assert pruned is not None
         assert pruned.children == (_leaf("doc:d1", "viewer", "group:g#member"), group)
+
+    def test_pruning_keeps_caveats_and_labels(self):
+        """A pruned leaf keeps each kept subject's caveat, and a pruned arrow keeps its label."""
+        leaf = ExpandTree(
+            ObjectRef("doc", "d1"),
+            "view",
+            ExpandOperation.LEAF,
+            subjects=(SubjectRef("user", "ann"), SubjectRef("user", "bob")),
+            subject_caveats=("only_on_tuesday", ""),
+            label="parent->view",
+        )
+        tree = ExpandTree(ObjectRef("doc", "d1"), "view", ExpandOperation.UNION, children=(leaf,), label="x")
+        pruned = explain_tree(tree, SubjectRef("user", "ann"))
+        assert pruned is not None
+        assert pruned.label == "x"
+        (kept,) = pruned.children
+        assert (kept.subjects, kept.subject_caveats, kept.label) == (
+            (SubjectRef("user", "ann"),),
+            ("only_on_tuesday",),
+            "parent->view",
+        )
+
+
+class TestExplainDrawing:
+    def test_unconditional_subject_gets_a_check_mark(self):
+        """A highlighted subject on an uncaveated path is marked ✓."""
+        drawn = render_tree(expand_tree_node(_leaf("doc:d1", "viewer", "user:ann"), highlight=frozenset({SubjectRef("user", "ann")})))
+        assert "user:ann  ✓" in drawn
+
+    def test_subject_under_a_caveated_node_gets_a_question_mark(self):
+        """A subject reached through a caveated subject set is `?`, and the node names the caveat."""
+        group = ExpandTree(
+            ObjectRef("group", "g"),
+            "member",
+            ExpandOperation.LEAF,
+            subjects=(SubjectRef("user", "ann"),),
+            caveat="only_on_tuesday",
+        )
+        drawn = render_tree(expand_tree_node(group, highlight=frozenset({SubjectRef("user", "ann")})))
+        assert drawn.splitlines() == ["group:g#member [caveat only_on_tuesday]", "└── user:ann  ?"]
+
+    def test_arrow_node_title_is_the_arrow(self):
+        """An arrow node reads `resource#tupleset->relation` with its operation."""
+        arrow = ExpandTree(ObjectRef("doc", "d1"), "view", ExpandOperation.UNION, label="parent->view")
+        assert render_tree(expand_tree_node(arrow)).splitlines()[0] == "doc:d1#parent->view \u222a union"

@@ -47,6 +47,19 @@ class TestExpand:
             "subjects": ["user:ann"],
         }
 
+    def test_caveated_subject_is_marked_in_the_tree_and_json(self, rebac):
+        """tess views l5 only under a caveat: the tree says `[caveat only_on_tuesday]`, and so does --json."""
+        result = rebac("expand", "document:l5", "viewer")
+        assert result.lines[1:] == ["└── user:tess [caveat only_on_tuesday]"]
+        tree = json.loads(rebac("expand", "document:l5", "viewer", "--json").out)
+        assert tree["subject_caveats"] == {"user:tess": "only_on_tuesday"}
+
+    def test_one_level_arrow_is_labelled(self, rebac):
+        """A one-level expand of view shows the arrow as `document:l1#parent->view`."""
+        result = rebac("expand", "document:l1", "view")
+        assert result.code == 0, result.err
+        assert any("document:l1#parent->view" in line for line in result.lines)
+
     def test_unknown_permission(self, rebac):
         """An unknown permission exits 2 naming it."""
         result = rebac("expand", "document:l1", "nope")

@@ -127,22 +127,28 @@ class AlgebraicSubjectSet(_message.Message):
     def __init__(self, operation: _Optional[_Union[AlgebraicSubjectSet.Operation, str]] = ..., children: _Optional[_Iterable[_Union[PermissionRelationshipTree, _Mapping]]] = ...) -> None: ...
 
 class DirectSubjectSet(_message.Message):
-    __slots__ = ("subjects",)
+    __slots__ = ("subjects", "subject_caveats")
     SUBJECTS_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_CAVEATS_FIELD_NUMBER: _ClassVar[int]
     subjects: _containers.RepeatedCompositeFieldContainer[_core_pb2.SubjectReference]
-    def __init__(self, subjects: _Optional[_Iterable[_Union[_core_pb2.SubjectReference, _Mapping]]] = ...) -> None: ...
+    subject_caveats: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, subjects: _Optional[_Iterable[_Union[_core_pb2.SubjectReference, _Mapping]]] = ..., subject_caveats: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PermissionRelationshipTree(_message.Message):
-    __slots__ = ("intermediate", "leaf", "expanded_object", "expanded_relation")
+    __slots__ = ("intermediate", "leaf", "expanded_object", "expanded_relation", "label", "caveat")
     INTERMEDIATE_FIELD_NUMBER: _ClassVar[int]
     LEAF_FIELD_NUMBER: _ClassVar[int]
     EXPANDED_OBJECT_FIELD_NUMBER: _ClassVar[int]
     EXPANDED_RELATION_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    CAVEAT_FIELD_NUMBER: _ClassVar[int]
     intermediate: AlgebraicSubjectSet
     leaf: DirectSubjectSet
     expanded_object: _core_pb2.ObjectReference
     expanded_relation: str
-    def __init__(self, intermediate: _Optional[_Union[AlgebraicSubjectSet, _Mapping]] = ..., leaf: _Optional[_Union[DirectSubjectSet, _Mapping]] = ..., expanded_object: _Optional[_Union[_core_pb2.ObjectReference, _Mapping]] = ..., expanded_relation: _Optional[str] = ...) -> None: ...
+    label: str
+    caveat: str
+    def __init__(self, intermediate: _Optional[_Union[AlgebraicSubjectSet, _Mapping]] = ..., leaf: _Optional[_Union[DirectSubjectSet, _Mapping]] = ..., expanded_object: _Optional[_Union[_core_pb2.ObjectReference, _Mapping]] = ..., expanded_relation: _Optional[str] = ..., label: _Optional[str] = ..., caveat: _Optional[str] = ...) -> None: ...
 
 class ExpandResponse(_message.Message):
     __slots__ = ("expanded_at", "tree_root")
