@@ -15,29 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+
+from tests.postgres_helpers import fresh_pg_schema
 
 if TYPE_CHECKING:
     from rebac.datastore.postgres import PostgresDatastore
 
 DEFAULT_TEST_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def with_query(dsn: str, **params: str) -> str:
-    """`dsn` with extra query parameters (asyncpg passes unknown ones as server settings)."""
-    parts = urlsplit(dsn)
-    query = [*parse_qsl(parts.query), *params.items()]
-    return urlunsplit(parts._replace(query=urlencode(query, safe="/")))
 
 
 async def _answers(dsn: str) -> str | None:
@@ -87,20 +80,8 @@ def _pg_server_dsn() -> Iterator[str]:
 
 @pytest.fixture(name="pg_dsn")
 async def _pg_dsn(pg_server_dsn: str) -> AsyncIterator[str]:
-    schema = f"rebac_test_{secrets.token_hex(6)}"
-    conn = await asyncpg.connect(pg_server_dsn)
-    try:
-        await conn.execute(f'CREATE SCHEMA "{schema}"')
-    finally:
-        await conn.close()
-    try:
-        yield with_query(pg_server_dsn, search_path=schema)
-    finally:
-        conn = await asyncpg.connect(pg_server_dsn)
-        try:
-            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        finally:
-            await conn.close()
+    async with fresh_pg_schema(pg_server_dsn) as dsn:
+        yield dsn
 
 
 @pytest.fixture(name="postgres_datastore")

@@ -16,7 +16,8 @@ import pytest
 
 from rebac.datastore.memory import MemoryDatastore
 from rebac.datastore.postgres import PostgresDatastore
-from tests.server.server_helpers import KEYS, Served, fresh_pg_schema, serve
+from tests.postgres_helpers import fresh_pg_schema
+from tests.server.server_helpers import KEYS, Served, serve
 
 
 @pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.postgres)])

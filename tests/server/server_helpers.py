@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import asyncpg
 import grpc
 import pytest
 from grpc import aio
@@ -110,27 +107,6 @@ async def serve(
     finally:
         await channel.close()
         await running.stop(0.5)
-
-
-@contextlib.asynccontextmanager
-async def fresh_pg_schema(server_dsn: str) -> AsyncIterator[str]:
-    """A DSN whose search_path is a new, empty PostgreSQL schema, dropped afterwards."""
-    name = f"rebac_srv_{secrets.token_hex(6)}"
-    conn = await asyncpg.connect(server_dsn)
-    try:
-        await conn.execute(f'CREATE SCHEMA "{name}"')
-    finally:
-        await conn.close()
-    parts = urlsplit(server_dsn)
-    query = urlencode([*parse_qsl(parts.query), ("search_path", name)], safe="/")
-    try:
-        yield urlunsplit(parts._replace(query=query))
-    finally:
-        conn = await asyncpg.connect(server_dsn)
-        try:
-            await conn.execute(f'DROP SCHEMA "{name}" CASCADE')
-        finally:
-            await conn.close()
 
 
 def bearer(secret: str) -> tuple[tuple[str, str], ...]:

@@ -21,7 +21,8 @@ from rebac.datastore.postgres import PostgresDatastore
 from rebac.tuples import Relationship
 from rebac_server import convert
 from rebac_server._gen.rebac.v1 import core_pb2, permissions_pb2, relationships_pb2
-from tests.server.server_helpers import FULL, HAS, NO, Served, check, fresh_pg_schema, obj, serve, subj, touch
+from tests.postgres_helpers import fresh_pg_schema
+from tests.server.server_helpers import FULL, HAS, NO, Served, check, obj, serve, subj, touch
 
 MAYBE = permissions_pb2.PERMISSIONSHIP_CONDITIONAL_PERMISSION
 

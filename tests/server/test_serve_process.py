@@ -41,7 +41,8 @@ from rebac.errors import (
 )
 from rebac.revision import FullyConsistent
 from rebac_server.app import _refuse_busy_address, prepare_database
-from tests.server.server_helpers import SCHEMA, fresh_pg_schema
+from tests.postgres_helpers import fresh_pg_schema
+from tests.server.server_helpers import SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
 REBAC = [sys.executable, "-m", "rebac.cli"]

@@ -6,7 +6,6 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from urllib.parse import urlencode
 
 import asyncpg
 import pytest
@@ -30,13 +29,9 @@ from rebac.errors import (
     InvalidRevisionError,
 )
 from rebac.tuples import Relationship, RelationshipUpdate, UpdateOperation, rel
+from tests.postgres_helpers import with_query
 
 pytestmark = pytest.mark.postgres
-
-
-def with_query(dsn: str, **params: str) -> str:
-    """`dsn` with extra query parameters (asyncpg sends unknown ones as server settings)."""
-    return f"{dsn}{'&' if '?' in dsn else '?'}{urlencode(params)}"
 
 
 SCHEMA = """
