@@ -23,12 +23,20 @@ from rebac.engine.check import Checker
 from rebac.engine.closure import ClosureCache, ClosureResolver, is_closure_node
 from rebac.engine.contextual import ContextualReader
 from rebac.engine.cursor import cursor_encoder, decode_cursor
-from rebac.engine.dispatch import DispatchCheckRequest, DispatchCheckResponse, LocalDispatcher, RequestScope
+from rebac.engine.dispatch import (
+    CheckKeyPrefix,
+    DispatchCheckRequest,
+    DispatchCheckResponse,
+    LocalDispatcher,
+    RequestScope,
+)
 from rebac.engine.expand import expand_tree
+from rebac.engine.keys import key_of
 from rebac.engine.lookup_resources import Confirm, reverse_walk
 from rebac.engine.lookup_subjects import subject_candidates
 from rebac.engine.membership import Condition, MembershipSet
 from rebac.engine.prefetch import PrefetchStore, WalkPlan, walk_plan
+from rebac.engine.prefetched_check import check_prefetched
 from rebac.engine.reachability import Reachability
 from rebac.engine.requests import (
     CheckRequest,
@@ -80,6 +88,9 @@ class Engine:
       from `rebac.caveats`. An evaluator that fails raises CaveatEvaluationError (fail closed).
     - `max_contextual_relationships`: most contextual relationships one request may carry
       (more raises LimitExceededError).
+    - `prefetched_checks`: answer a root question whose rows were prefetched in one
+      synchronous pass (`prefetched_check.py`); False sends every question down the
+      dispatch chain (the reference; for tests and comparisons).
 
     `stats` accumulates datastore queries, dispatches and cache hits/misses.
     """
@@ -92,6 +103,7 @@ class Engine:
         cache_size: int = 10_000,
         caveat_evaluator: CaveatEvaluator | None = None,
         max_contextual_relationships: int = 100,
+        prefetched_checks: bool = True,
     ) -> None:
         if max_depth < 1 or concurrency_limit < 1:
             raise InvalidRequestError("max_depth and concurrency_limit must be at least 1")
@@ -99,6 +111,7 @@ class Engine:
             raise InvalidRequestError("max_contextual_relationships must not be negative")
         self.max_depth = max_depth
         self.max_contextual_relationships = max_contextual_relationships
+        self.prefetched_checks = prefetched_checks
         self.concurrency_limit = concurrency_limit
         if caveat_evaluator is None:
             # Imported here so the CEL libraries load only when an engine is built.
@@ -129,8 +142,10 @@ class Engine:
         reader: Reader,
         now: datetime | None,
         contextual: Sequence[Relationship] = (),
+        schema: CompiledSchema | None = None,
     ) -> RequestScope:
-        schema = await reader.read_schema()
+        if schema is None:
+            schema = await reader.read_schema()
         if contextual:
             self._validate_contextual(schema, contextual)
         # The fast paths need one-round-trip graph walks; contextual relationships are not
@@ -223,7 +238,12 @@ class Engine:
 
     @staticmethod
     def _validate(scope: RequestScope, resource_type: str, permission: str, subject: SubjectRef) -> None:
-        schema = scope.schema
+        Engine._validate_names(scope.schema, resource_type, permission, subject)
+
+    @staticmethod
+    def _validate_names(
+        schema: CompiledSchema, resource_type: str, permission: str, subject: SubjectRef
+    ) -> None:
         definition = schema.definition(resource_type)
         if definition is None:
             raise UnknownDefinitionError(resource_type)
@@ -256,10 +276,35 @@ class Engine:
         if not request.resource_ids:
             return MembershipSet()
         await self._warm(scope, request)
-        return (await self._cache.dispatch_check(request)).members
+        return (await self._evaluate(request)).members
+
+    async def _evaluate(self, request: DispatchCheckRequest) -> DispatchCheckResponse:
+        """Answer a warmed root request: the cache, else the prefetched rows, else the chain.
+
+        `check_prefetched` answers in one synchronous pass when the rows `_warm` read
+        suffice, and gives up (None) wherever the async evaluator's rules are needed.
+        """
+        scope = request.scope
+        store = scope.prefetch
+        if self.prefetched_checks and store is not None and len(store) and not self._cache.peek(request):
+            response = await check_prefetched(request)
+            if response is not None:
+                scope.stats.prefetched_checks += 1
+                self._cache.store(request, response)
+                return response
+        return await self._cache.dispatch_check(request)
 
     def _result(
         self, scope: RequestScope, members: MembershipSet, resource_id: str, context: Mapping[str, Any] | None
+    ) -> CheckResult:
+        return self._answer(scope.schema, members, resource_id, context)
+
+    def _answer(
+        self,
+        schema: CompiledSchema,
+        members: MembershipSet,
+        resource_id: str,
+        context: Mapping[str, Any] | None,
     ) -> CheckResult:
         if resource_id not in members:
             return _NO
@@ -267,7 +312,7 @@ class Engine:
         if condition is None:
             return _YES
         verdict = evaluate_condition(
-            condition, schema=scope.schema, evaluator=self.caveat_evaluator, context=context
+            condition, schema=schema, evaluator=self.caveat_evaluator, context=context
         )
         if verdict.value is None:
             return CheckResult(Permissionship.CONDITIONAL, tuple(sorted(verdict.missing)))
@@ -287,7 +332,24 @@ class Engine:
         the schema lacks, InvalidRequestError for a wildcard subject, MaxDepthExceededError,
         and CaveatEvaluationError; an error is never an answer.
         """
-        scope = await self._scope(reader, now, request.contextual_relationships)
+        schema = None
+        if not request.contextual_relationships:
+            # The cached answer first: no request scope to build for a repeated question.
+            schema = await reader.read_schema()
+            self._validate_names(schema, request.resource.type, request.permission, request.subject)
+            now = now if now is not None else datetime.now(UTC)
+            key = key_of(
+                CheckKeyPrefix(reader.revision, None),
+                request.resource.type,
+                (request.resource.id,),
+                request.permission,
+                request.subject,
+            )
+            hit = self._cache.lookup(key, self.max_depth, now)
+            if hit is not None:
+                self.stats.cache_hits += 1
+                return self._answer(schema, hit.members, request.resource.id, request.context)
+        scope = await self._scope(reader, now, request.contextual_relationships, schema)
         self._validate(scope, request.resource.type, request.permission, request.subject)
         members = await self._members(
             scope, request.resource.type, (request.resource.id,), request.permission, request.subject
@@ -327,7 +389,7 @@ class Engine:
             try:
                 if scope is not common:
                     await self._warm(scope, request)
-                members = (await self._cache.dispatch_check(request)).members
+                members = (await self._evaluate(request)).members
             except RebacError as err:
                 for i in items:
                     out[i] = err
@@ -497,7 +559,7 @@ class Engine:
                 scope=scope,
             )
             await self._warm(scope, request)
-            return await self._cache.dispatch_check(request)
+            return await self._evaluate(request)
 
         return confirm
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Hashable
+from datetime import datetime
 
 from rebac.datastore.protocol import GraphReader
 from rebac.engine.dispatch import DispatchCheckRequest, DispatchCheckResponse, Dispatcher
@@ -75,6 +76,33 @@ class CachingDispatcher:
             and request.depth_remaining >= hit.depth_required
             and hit.valid_at(request.scope.now)
         )
+
+    def lookup(self, key: Hashable, depth_remaining: int, now: datetime) -> DispatchCheckResponse | None:
+        """The stored answer under `key` (see `keys.key_of`), if it serves this depth and "now".
+
+        None otherwise. The caller counts the hit; this only refreshes the LRU order.
+        """
+        if self._max_entries <= 0:
+            return None
+        hit = self._entries.get(key)
+        if hit is None or depth_remaining < hit.depth_required or not hit.valid_at(now):
+            return None
+        self._entries.move_to_end(key)
+        return hit
+
+    def store(self, request: DispatchCheckRequest, response: DispatchCheckResponse) -> None:
+        """Keep `response`, computed for `request` outside the chain, under the chain's rules."""
+        scope = request.scope
+        key = check_key(request)
+        if response.cycle_cut:
+            return
+        if self._max_entries > 0 and scope.cache_namespace is None:
+            self._entries[key] = response
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+        if response.valid_at(scope.now):
+            scope.memo[key] = response
 
     async def dispatch_check(self, request: DispatchCheckRequest) -> DispatchCheckResponse:
         """A sufficient stored answer, or the delegate's (stored when safe)."""

@@ -38,7 +38,10 @@ from rebac.tuples import Relationship, SubjectRef
 
 __all__ = [
     "CLOSURE_BATCH",
+    "MAX_BOUNDS",
+    "MAX_BOUND_NODES",
     "MAX_CLOSURE_ROWS",
+    "UNKNOWN",
     "Closure",
     "ClosureCache",
     "ClosureResolver",
@@ -51,6 +54,24 @@ MAX_CLOSURE_ROWS = 10_000
 
 CLOSURE_BATCH = 100
 """Subjects per batched closure query (`ClosureResolver.prime`): keeps each under the row cap."""
+
+MAX_BOUND_NODES = 16
+"""(Revision, node) pairs whose per-id chain height bounds are kept (`ClosureCache.bound_heights`)."""
+
+MAX_BOUNDS = 200_000
+"""Ids with a known chain height bound kept per (revision, node)."""
+"""Subjects per batched closure query (`ClosureResolver.prime`): keeps each under the row cap."""
+
+
+class _Unknown:
+    """The type of `UNKNOWN`."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN = _Unknown()
+"""`ClosureResolver.known`'s answer for a closure not loaded yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +136,7 @@ class ClosureCache:
     def __init__(self, max_entries: int) -> None:
         self.max_entries = max_entries
         self._entries: OrderedDict[Hashable, Closure | int | None] = OrderedDict()
+        self._bounds: OrderedDict[Hashable, dict[str, int]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -135,6 +157,36 @@ class ClosureCache:
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
+    def height_bounds(self, key: Hashable) -> dict[str, int] | None:
+        """The per-id chain height bounds stored under `key` (revision and node), if any."""
+        bounds = self._bounds.get(key)
+        if bounds is not None:
+            self._bounds.move_to_end(key)
+        return bounds
+
+    def bound_heights(self, key: Hashable, ids: Sequence[str], height: int) -> None:
+        """Record that no subject-set chain below any of `ids` is longer than `height`.
+
+        Kept for the last `MAX_BOUND_NODES` (revision, node) keys, at most `MAX_BOUNDS`
+        ids each; a bound only ever tightens.
+        """
+        if self.max_entries <= 0:
+            return
+        bounds = self._bounds.get(key)
+        if bounds is None:
+            bounds = self._bounds[key] = {}
+            while len(self._bounds) > MAX_BOUND_NODES:
+                self._bounds.popitem(last=False)
+        self._bounds.move_to_end(key)
+        for rid in ids:
+            known = bounds.get(rid)
+            if known is None:
+                if len(bounds) >= MAX_BOUNDS:
+                    continue
+                bounds[rid] = height
+            elif height < known:
+                bounds[rid] = height
+
 
 class ClosureResolver:
     """One request's view of closures: its own memo over the shared cache, de-duplicated."""
@@ -150,6 +202,7 @@ class ClosureResolver:
         self._heights: dict[Hashable, asyncio.Task[int]] = {}
         self._pool_caps: dict[tuple[str, str, tuple[str, ...]], int] = {}
         self._nodes: dict[tuple[str, str, str], bool] = {}
+        self._pools: dict[frozenset[str], tuple[str, ...]] = {}
 
     async def get(self, resource_type: str, relation: str, subject: SubjectRef) -> Closure | None:
         """The closure of plain `subject` in `resource_type#relation`; None when not usable."""
@@ -165,6 +218,71 @@ class ClosureResolver:
         elif task.done():
             return task.result()  # the common case after the warm-up: no shield to build
         return await asyncio.shield(task)
+
+    def known(self, resource_type: str, relation: str, subject: SubjectRef) -> Closure | _Unknown | None:
+        """What `get` would return, if that is known without waiting; else UNKNOWN.
+
+        For callers that cannot await (`prefetched_check.py`): they await `get` on UNKNOWN.
+        """
+        if subject.relation is not None or subject.is_wildcard:
+            return None
+        if not self._is_node(resource_type, relation, subject.type):
+            return None
+        key = (self._reader.revision, resource_type, relation, subject.type, subject.id)
+        task = self._tasks.get(key)
+        if task is not None:
+            return task.result() if task.done() else UNKNOWN
+        stored = self._shared.get(key)
+        if stored is not None and not isinstance(stored[0], int):
+            self._stats.closure_hits += 1
+            self._tasks[key] = _done(stored[0])
+            return stored[0]
+        return UNKNOWN
+
+    def known_chain_reaches(
+        self, resource_type: str, relation: str, ids: tuple[str, ...], cap: int, *, pool: frozenset[str]
+    ) -> bool | None:
+        """What `chain_reaches` would return, if the heights it needs are known; else None."""
+        if self._bounded(resource_type, relation, ids, cap):
+            return False
+        if pool and pool.issuperset(ids):
+            everything = self._sorted_pool(pool)
+            measured = self._pool_caps.setdefault((resource_type, relation, everything), cap)
+            bound = self._known_height(resource_type, relation, everything, measured)
+            if bound is None:
+                return None
+            if bound < measured and bound < cap:
+                return False
+        exact = self._known_height(resource_type, relation, ids, cap)
+        return None if exact is None else exact >= cap
+
+    def _bounded(self, resource_type: str, relation: str, ids: tuple[str, ...], cap: int) -> bool:
+        """True if every id's recorded chain height bound is below `cap`."""
+        bounds = self._shared.height_bounds((self._reader.revision, resource_type, relation))
+        if bounds is None:
+            return False
+        for rid in ids:
+            bound = bounds.get(rid)
+            if bound is None or bound >= cap:
+                return False
+        return True
+
+    def _known_height(self, resource_type: str, relation: str, ids: tuple[str, ...], cap: int) -> int | None:
+        key = ("height", self._reader.revision, resource_type, relation, ids, cap)
+        task = self._heights.get(key)
+        if task is not None:
+            return task.result() if task.done() else None
+        stored = self._shared.get(key)
+        if stored is not None and isinstance(stored[0], int):
+            return stored[0]
+        return None
+
+    def _sorted_pool(self, pool: frozenset[str]) -> tuple[str, ...]:
+        """`tuple(sorted(pool))`, memoized: asked once per non-member a check meets."""
+        known = self._pools.get(pool)
+        if known is None:
+            known = self._pools[pool] = tuple(sorted(pool))
+        return known
 
     async def prime(self, resource_type: str, relation: str, subjects: Sequence[SubjectRef]) -> None:
         """Load the closures of many plain `subjects` at once, when the reader can.
@@ -268,10 +386,14 @@ class ClosureResolver:
         with) and is shorter than `cap`, so is every chain below `ids` ⊆ `pool` (a chain
         from an id of `ids` starts at an id of the pool). Otherwise `ids` are asked
         exactly. Cycles count as reaching the cap (see `GraphReader.subject_set_height`),
-        so a cycle below the pool sends the exact question.
+        so a cycle below the pool sends the exact question. Every fully measured answer
+        also bounds each of its ids for later requests at the same revision
+        (`ClosureCache.bound_heights`), so a known id needs no query at all.
         """
+        if self._bounded(resource_type, relation, ids, cap):
+            return False
         if pool and pool.issuperset(ids):
-            everything = tuple(sorted(pool))
+            everything = self._sorted_pool(pool)
             measured = self._pool_caps.setdefault((resource_type, relation, everything), cap)
             bound = await self.height(resource_type, relation, everything, measured)
             if bound < measured and bound < cap:
@@ -289,6 +411,8 @@ class ClosureResolver:
         self._stats.closure_loads += 1
         height = await self._reader.subject_set_height(resource_type, relation, ids, max_height=cap)
         self._shared.put(key, height)
+        if height < cap:  # measured to the end: a bound for each id
+            self._shared.bound_heights((self._reader.revision, resource_type, relation), ids, height)
         return height
 
     async def _load(

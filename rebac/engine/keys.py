@@ -10,23 +10,40 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from rebac.engine.dispatch import DispatchCheckRequest
+from rebac.engine.dispatch import CheckKeyPrefix, DispatchCheckRequest
+from rebac.tuples import SubjectRef
 
-__all__ = ["check_key", "inflight_key"]
+__all__ = ["check_key", "inflight_key", "key_of"]
 
 
 def check_key(request: DispatchCheckRequest) -> Hashable:
     """The cache key of a check sub-problem."""
-    subject = request.subject
+    return key_of(
+        request.scope.key_prefix,
+        request.resource_type,
+        request.resource_ids,
+        request.relation,
+        request.subject,
+    )
+
+
+def key_of(
+    prefix: CheckKeyPrefix,
+    resource_type: str,
+    resource_ids: tuple[str, ...],
+    relation: str,
+    subject: SubjectRef,
+) -> Hashable:
+    """`check_key` from its parts, for a caller that has no request object yet."""
     return (
         "check",
         # The revision and the namespace object itself, not id(): an id is reused once its
         # object dies, which would let a later request read answers computed with another
         # request's contextual relationships. Hashed once per request (`CheckKeyPrefix`).
-        request.scope.key_prefix,
-        request.resource_type,
-        request.resource_ids,
-        request.relation,
+        prefix,
+        resource_type,
+        resource_ids,
+        relation,
         (subject.type, subject.id, subject.relation),
     )
 

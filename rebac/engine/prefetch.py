@@ -118,6 +118,21 @@ class PrefetchStore:
         """
         return frozenset(self._subject_sets.get((subject_type, relation), ()))
 
+    def get(self, resource_type: str, relation: str, resource_id: str) -> list[Relationship] | None:
+        """The complete rows of one object's relation, or None when they are not known."""
+        return self._rows.get((resource_type, relation, resource_id))
+
+    def put(self, resource_type: str, relation: str, resource_id: str, rows: Sequence[Relationship]) -> None:
+        """Record the complete rows of one object's relation (read outside a walk)."""
+        key = (resource_type, relation, resource_id)
+        if key in self._rows:
+            return  # complete already: the same rows at this revision
+        self._rows[key] = list(rows)
+        for row in rows:
+            subject = row.subject
+            if subject.relation is not None and not subject.is_wildcard:
+                self._subject_sets.setdefault((subject.type, subject.relation), set()).add(subject.id)
+
     def take(
         self, resource_type: str, relation: str, resource_ids: Sequence[str]
     ) -> tuple[list[Relationship], list[str]]:

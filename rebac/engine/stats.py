@@ -17,6 +17,8 @@ class EngineStats:
     `closure_loads`/`closure_hits` count nested-group closures read / reused from the
     per-revision cache (`closure.py`). Prefetches and closure loads are datastore queries too.
     `memo_hits` counts sub-problems answered from the request's own earlier answers.
+    `prefetched_checks` counts root questions answered in one synchronous pass over the
+    prefetched rows (`prefetched_check.py`) instead of by dispatch.
     """
 
     datastore_queries: int = 0
@@ -28,6 +30,7 @@ class EngineStats:
     closure_loads: int = 0
     closure_hits: int = 0
     memo_hits: int = 0
+    prefetched_checks: int = 0
 
     def snapshot(self) -> EngineStats:
         """A frozen-in-time copy."""
@@ -45,4 +48,5 @@ class EngineStats:
             closure_loads=self.closure_loads - earlier.closure_loads,
             closure_hits=self.closure_hits - earlier.closure_hits,
             memo_hits=self.memo_hits - earlier.memo_hits,
+            prefetched_checks=self.prefetched_checks - earlier.prefetched_checks,
         )

@@ -69,17 +69,24 @@ def _chain(depth: int) -> list[str]:
 
 class TestRequestMemo:
     async def test_deep_folder_chain_evaluates_each_node_once(self) -> None:
-        """A 12-folder chain reaching `edit` by two paths per level costs dispatches linear in depth."""
+        """A 12-folder chain reaching `edit` by two paths per level costs dispatches linear in depth.
+
+        Asked of the dispatch chain: by default the whole check is one synchronous pass
+        over the prefetched rows (`prefetched_check.py`) and dispatches nothing.
+        """
         ds, rev = await memory_datastore(SCHEMA, [*_chain(12), "folder:f11#owner@user:ann"])
         reader = ds.snapshot_reader(rev)
         for subject, allowed in (("user:ann", True), ("user:bob", False)):
-            engine = Engine(cache_size=0)
+            engine = Engine(cache_size=0, prefetched_checks=False)
             result = await engine.check(reader, _req("doc:1", "view", subject))
             assert result.allowed is allowed
             # view, edit, owner, viewer and the arrows' targets: a handful per level, not 12^2.
             assert engine.stats.dispatches <= 6 * 13, engine.stats
             assert (await _both(reader, _req("doc:1", "view", subject))) == result
-        assert engine.stats.memo_hits > 0
+            fast = Engine(cache_size=0)
+            assert (await fast.check(reader, _req("doc:1", "view", subject))) == result
+            assert (fast.stats.prefetched_checks, fast.stats.dispatches) == (1, 0)
+        assert engine.stats.memo_hits > 0  # the "no" walk reaches each folder's edit by two paths
 
     async def test_memo_is_private_to_a_request(self) -> None:
         """With the shared cache off, a repeated check redoes all its work: nothing leaks between requests."""
@@ -225,7 +232,7 @@ class TestRelationsInPlace:
         """Relations evaluated in place are counted, and a subject set is still a member of itself."""
         ds, rev = await memory_datastore(SCHEMA, ["doc:1#viewer@group:eng#member"])
         reader = ds.snapshot_reader(rev)
-        engine = Engine(cache_size=0)
+        engine = Engine(cache_size=0, prefetched_checks=False)
         assert (await engine.check(reader, _req("doc:1", "view", "group:eng#member"))).allowed
         assert engine.stats.dispatches == 2  # view, then viewer in place (edit cannot reach a group: pruned)
         assert not (await _both(reader, _req("doc:1", "view", "group:ops#member"))).allowed  # type: ignore[union-attr]
