@@ -53,8 +53,18 @@ class Revision(Protocol):
 
 def encode_token(revision: Revision) -> str:
     """An opaque, versioned, URL-safe token for `revision`."""
+    last = _LAST_TOKEN[0]
+    if last is not None and last[0] is revision:
+        return last[1]  # the same revision object as the previous request (a quantized read)
     payload = json.dumps({"v": _TOKEN_VERSION, "r": str(revision)}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    token = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    # Holding the revision keeps its identity from being reused by another object.
+    _LAST_TOKEN[0] = (revision, token)
+    return token
+
+
+_LAST_TOKEN: list[tuple[Revision, str] | None] = [None]
+"""The last revision encoded (held, so `is` cannot match a new object) and its token."""
 
 
 def decode_token(token: str) -> str:

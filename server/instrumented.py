@@ -66,7 +66,17 @@ class InstrumentedReader:
         return self._inner.revision
 
     async def read_schema(self) -> CompiledSchema:
-        """The wrapped reader's schema (timed as ``read_schema``)."""
+        """The wrapped reader's schema (timed as ``read_schema`` when it is a datastore call).
+
+        A reader that already holds the schema at its revision (``cached_schema()``)
+        answers untimed: that is no datastore call, and timing it cost a cached check
+        more than the lookup itself.
+        """
+        peek = getattr(self._inner, "cached_schema", None)
+        if peek is not None:
+            known: CompiledSchema | None = peek()
+            if known is not None:
+                return known
         result: CompiledSchema = await self._timed.call("read_schema", self._inner.read_schema())
         return result
 
@@ -149,6 +159,7 @@ class InstrumentedDatastore:
     def __init__(self, inner: Datastore, metrics: Metrics, tracer: Tracer = Tracer.NOOP) -> None:
         self.inner = inner
         self._timed = _Timed(metrics, tracer)
+        self._peek_optimized = getattr(inner, "cached_optimized_revision", None)
 
     def snapshot_reader(self, revision: Revision) -> InstrumentedReader:
         """A timed reader at `revision`."""
@@ -167,7 +178,16 @@ class InstrumentedDatastore:
         return result
 
     async def optimized_revision(self) -> Revision:
-        """The wrapped optimized revision (timed; mostly a cache hit)."""
+        """The wrapped optimized revision, timed when it is a datastore call.
+
+        Within a quantization window the datastore already knows it
+        (``cached_optimized_revision()``): returned untimed, as no datastore call.
+        """
+        peek = self._peek_optimized
+        if peek is not None:
+            known: Revision | None = peek()
+            if known is not None:
+                return known
         result: Revision = await self._timed.call("optimized_revision", self.inner.optimized_revision())
         return result
 

@@ -229,6 +229,14 @@ class PostgresDatastore:
             text = await self.pool.fetchval("SELECT pg_current_snapshot()::text")
         return PostgresRevision(PgSnapshot.parse(str(text)))
 
+    def cached_optimized_revision(self) -> PostgresRevision | None:
+        """`optimized_revision` if this window's revision is already known; None otherwise (no I/O)."""
+        window = self.options.quantization.total_seconds()
+        cached = self._optimized
+        if window <= 0 or cached is None or cached[0] != math.floor(time.time() / window):
+            return None
+        return cached[1]
+
     async def optimized_revision(self) -> PostgresRevision:
         """The head revision as of the start of use in the current quantization window.
 

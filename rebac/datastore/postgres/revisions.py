@@ -26,6 +26,11 @@ _SNAPSHOT_RE = re.compile(r"(\d{1,20}):(\d{1,20}):((?:\d{1,20}(?:,\d{1,20})*)?)"
 _MAX_XID8 = 2**64 - 1
 
 
+_MAX_TEXTS = 1024
+_TEXTS: dict[PgSnapshot, str] = {}
+"""`str(snapshot)` by snapshot (equal snapshots have equal text); cleared when full."""
+
+
 @dataclass(frozen=True, slots=True)
 class PgSnapshot:
     """A PostgreSQL snapshot; `xip` is sorted, unique, and inside ``[xmin, xmax)``.
@@ -58,7 +63,14 @@ class PgSnapshot:
         return cls(xip[0] if xip else xmax, xmax, xip)
 
     def __str__(self) -> str:
-        return f"{self.xmin}:{self.xmax}:{','.join(map(str, self.xip))}"
+        # Formatted once per snapshot: every query and token of a request sends the text.
+        text = _TEXTS.get(self)
+        if text is None:
+            text = f"{self.xmin}:{self.xmax}:{','.join(map(str, self.xip))}"
+            if len(_TEXTS) >= _MAX_TEXTS:
+                _TEXTS.clear()
+            _TEXTS[self] = text
+        return text
 
     def visible(self, xid: int) -> bool:
         """True if transaction `xid` had committed (or aborted) when the snapshot was taken."""
