@@ -5,6 +5,9 @@ Order: generate the world and its query sample (reference answers) -> fresh data
 (SpiceDB peer: same schema and data) -> every workload on rebac from client processes, then on
 the peer in threads at the same concurrency -> optional concurrency sweep -> report. Any answer
 that differs from the reference (on either system) makes the run fail with the differing queries.
+A warm workload (one with `Workload.warm_up`) is measured after an unmeasured warm-up that
+reaches every server worker (`load_driver.warm_up`; the peer gets the same); warm-up answers are
+checked like any other.
 """
 
 from __future__ import annotations
@@ -15,18 +18,22 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass
+import urllib.request
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.datasets import World, make_world, parse_size, relationships
-from benchmarks.load_driver import ClientPool, RunResult
+from benchmarks.load_driver import ClientPool, RunResult, WarmUp, warm_up
 from benchmarks.profiler import WorkerProfiler
 from benchmarks.queries import build_sample
 from benchmarks.report import Report, figures_of
 from benchmarks.server_process import BenchDatabase, ServerProcess
 from benchmarks.workloads import WORKLOAD_NAMES, Workload, build_workloads
+
+if TYPE_CHECKING:
+    from benchmarks.spicedb_peer import SpiceDBPeer
 
 __all__ = ["RunConfig", "run_harness"]
 
@@ -127,6 +134,36 @@ def _server_figures(
     return figures
 
 
+def _request_counts(server: ServerProcess) -> dict[int, float] | None:
+    """gRPC calls each server worker has counted so far (any method or status); None if one is silent.
+
+    Worker i serves its own /metrics on the metrics port + i, so a rise in one worker's count
+    tells which worker a call reached.
+    """
+    counts: dict[int, float] = {}
+    for worker in range(server.workers):
+        url = f"http://127.0.0.1:{server.metrics_port + worker}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            return None
+        counts[worker] = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("rebac_grpc_requests_total{")
+        )
+    return counts
+
+
+def _add_failures(run: RunResult, other: RunResult, prefix: str) -> None:
+    """Count `other`'s errors and answer mismatches in `run` (messages first, marked with `prefix`)."""
+    run.errors += other.errors
+    run.error_messages[:0] = [f"{prefix}{m}" for m in other.error_messages]
+    run.mismatch_count += other.mismatch_count
+    run.mismatches[:0] = [f"{prefix}{m}" for m in other.mismatches]
+
+
 @dataclass(frozen=True, slots=True)
 class _RunSettings:
     """How each workload is driven: in-flight calls, seconds, per-call deadline, profiling."""
@@ -140,14 +177,35 @@ class _RunSettings:
 
 def _run_one(
     pool: ClientPool, server: ServerProcess, workload: Workload, settings: _RunSettings
-) -> tuple[RunResult, dict[str, Any]]:
-    """Drive one workload; a failed pre-workload write is an error of this workload, never a crash."""
+) -> tuple[RunResult, dict[str, Any], WarmUp | None]:
+    """Drive one workload, after its warm-up if it has one; (run, server figures, warm-up).
+
+    A failed pre-workload write or warm-up is an error of this workload, never a crash; the
+    warm-up's wrong answers are mismatches of this workload. The server figures start after
+    the warm-up, so they describe the measured calls only.
+    """
     setup_errors: list[str] = []
     if workload.consistency == "full":
         try:
             asyncio.run(_bump_revision(server.endpoint, settings.call_timeout))
         except Exception as err:  # noqa: BLE001 - reported as this workload's error
             setup_errors.append(f"pre-workload write: {type(err).__name__}: {err}")
+    warmed: WarmUp | None = None
+    warm_failures = RunResult()
+    if workload.warm_up:
+        try:
+            warmed, warm_failures = asyncio.run(
+                warm_up(
+                    server.endpoint,
+                    workload,
+                    workers=server.workers,
+                    request_counts=lambda: _request_counts(server),
+                    concurrency=settings.concurrency,
+                    call_timeout=settings.call_timeout,
+                )
+            )
+        except Exception as err:  # noqa: BLE001 - reported as this workload's error
+            setup_errors.append(f"warm-up: {type(err).__name__}: {err}")
     before = (server.usage(), server.scrape())
     profiling = settings.profiler is not None and workload.name in settings.profile_workloads
     recording = (
@@ -162,9 +220,22 @@ def _run_one(
             duration=settings.duration,
             call_timeout=settings.call_timeout,
         )
+    _add_failures(run, warm_failures, "warm-up: ")
     run.errors += len(setup_errors)
     run.error_messages[:0] = setup_errors
-    return run, _server_figures(server, before, run)
+    return run, _server_figures(server, before, run), warmed
+
+
+def _run_on_peer(peer: SpiceDBPeer, workload: Workload, config: RunConfig) -> tuple[RunResult, int]:
+    """The peer's run of `workload`, after the same warm-up rebac got; (run, warm-up calls)."""
+    from benchmarks.peer_driver import run_on_peer, warm_up_on_peer  # noqa: PLC0415
+
+    warm = warm_up_on_peer(peer, workload, concurrency=config.concurrency) if workload.warm_up else None
+    run = run_on_peer(peer, workload, concurrency=config.concurrency, duration=config.duration)
+    if warm is None:
+        return run, 0
+    _add_failures(run, warm, "warm-up: ")
+    return run, warm.operations + warm.errors
 
 
 def run_harness(config: RunConfig, *, log: Any = print) -> tuple[Report, int]:
@@ -251,15 +322,23 @@ def run_harness(config: RunConfig, *, log: Any = print) -> tuple[Report, int]:
                 )
                 with ClientPool(server.endpoint, processes=config.client_processes) as pool:
                     for name, workload in workloads.items():
-                        run, server_figures = _run_one(pool, server, workload, settings)
+                        run, server_figures, warmed = _run_one(pool, server, workload, settings)
+                        warm_record = None if warmed is None else asdict(warmed)
+                        if warmed is not None:
+                            report.notes.append(warmed.describe())
                         peer_run = None
                         if peer is not None and not name.startswith("L0"):
-                            from benchmarks.peer_driver import run_on_peer  # noqa: PLC0415
-
-                            peer_run = run_on_peer(
-                                peer, workload, concurrency=config.concurrency, duration=config.duration
-                            )
-                        report.add(name, workload.description, run, server=server_figures, peer=peer_run)
+                            peer_run, peer_calls = _run_on_peer(peer, workload, config)
+                            if warm_record is not None:
+                                warm_record["peer_calls"] = peer_calls
+                        report.add(
+                            name,
+                            workload.description,
+                            run,
+                            server=server_figures,
+                            peer=peer_run,
+                            warm_up=warm_record,
+                        )
                         f = figures_of(run)
                         peer_text = ""
                         if peer_run is not None:
@@ -274,7 +353,7 @@ def run_harness(config: RunConfig, *, log: Any = print) -> tuple[Report, int]:
                         for name in SWEEP_WORKLOADS:
                             if name not in workloads:
                                 continue
-                            run, _ = _run_one(
+                            run, _, _ = _run_one(
                                 pool,
                                 server,
                                 workloads[name],
@@ -298,10 +377,18 @@ def run_harness(config: RunConfig, *, log: Any = print) -> tuple[Report, int]:
     finally:
         if peer is not None:
             peer.close()
+    if config.concurrency_sweep and any(workloads[n].warm_up for n in SWEEP_WORKLOADS if n in workloads):
+        report.notes.append("each sweep point of a warm workload was measured after its own warm-up")
     if peer is not None:
         from benchmarks.spicedb_peer import DISPATCH_CACHE_NOTE  # noqa: PLC0415
 
         report.notes.append(DISPATCH_CACHE_NOTE)
+        if any(w.warm_up for w in workloads.values()):
+            report.notes.append(
+                "SpiceDB got the same warm-up (every distinct read once, unmeasured, at the same "
+                "consistency, answers checked) before each warm workload; with its dispatch cache "
+                "disabled in this embedding it likely changes little there"
+            )
         report.notes.append(
             "SpiceDB runs in this process on its in-memory datastore with no gRPC hop; "
             "rebac is measured over gRPC on loopback against PostgreSQL."

@@ -6,6 +6,12 @@ concurrency over the processes (each runs that many asyncio tasks over one gRPC 
 starts them together, and merges their latencies, answer mismatches and CPU time. Every reply
 is compared with the reference answer the operation carries; a differing reply is a
 mismatch (never silently counted as a success) and an RPC error is an error.
+
+`warm_up` sends a workload's warm-up set (`Workload.warm_up`) to every server worker before
+it is measured. The workers share one port (SO_REUSEPORT), and the kernel spreads
+*connections*, not calls, over them, so the warm-up opens channels (each a new TCP
+connection) and finds out which worker each one reached from the workers' own /metrics
+request counters; it keeps one channel per worker and sends the whole set through each.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import asyncio
 import itertools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -24,9 +30,26 @@ from typing import Any, Self
 from benchmarks.queries import CheckQuery, LookupResourcesQuery, LookupSubjectsQuery
 from benchmarks.workloads import BulkCheckOp, HealthOp, Operation, Workload
 
-__all__ = ["ClientPool", "RunResult", "ops_for_process"]
+__all__ = ["ClientPool", "RequestCounts", "RunResult", "WarmUp", "ops_for_process", "warm_up"]
 
 _MAX_RECORDED = 20  # error/mismatch messages kept per process (all are counted)
+
+_PROBES_PER_WORKER = 20
+"""Connections tried per worker before a warm-up gives up finding every worker.
+
+The kernel hashes each new connection to a worker, so with w workers one connection misses
+a given worker with probability (w-1)/w; 20 w tries all miss one worker of two with
+probability 2**-39.
+"""
+
+_BLIND_CONNECTIONS_PER_WORKER = 4
+"""Channels per worker that each carry the whole warm-up set when workers cannot be told apart."""
+
+_SETTLE_SECONDS = 2.0
+"""How long a probe waits for a worker's request counter to show it (it is counted before the reply)."""
+
+RequestCounts = Callable[[], Mapping[int, float] | None]
+"""Calls counted so far by each server worker (worker index -> count), or None if unknown."""
 
 
 @dataclass(slots=True)
@@ -58,6 +81,52 @@ class RunResult:
         self.exhausted = self.exhausted or other.exhausted
 
 
+@dataclass(frozen=True, slots=True)
+class WarmUp:
+    """What the unmeasured warm-up before one workload did.
+
+    `calls` counts every warm-up call, the probes included (a probe that reached an
+    already-warmed worker is one extra call); `connections` is how many channels, each a
+    new TCP connection, were opened. With `identified`, `workers_warmed` lists the server
+    workers (metrics index) that received all `distinct` operations; without it the
+    workers could not be told apart and each of the `connections` carried the whole set.
+    """
+
+    workload: str
+    consistency: str
+    distinct: int
+    calls: int
+    connections: int
+    workers: int
+    workers_warmed: tuple[int, ...]
+    identified: bool
+    seconds: float
+
+    @property
+    def complete(self) -> bool:
+        """False when some worker was never found (identified mode only)."""
+        return not self.identified or len(self.workers_warmed) == self.workers
+
+    def describe(self) -> str:
+        """One sentence for the report's notes."""
+        consistency = "minimize_latency" if self.consistency == "min" else "fully consistent"
+        if self.identified:
+            how = (
+                f"through {len(self.workers_warmed)} of {self.workers} server workers "
+                f"(worker of each of {self.connections} new connections told by its /metrics "
+                "request counters; one connection kept per worker)"
+            )
+        else:
+            how = (
+                f"through each of {self.connections} new connections, as /metrics could not tell "
+                f"the {self.workers} server workers apart"
+            )
+        return (
+            f"{self.workload}: an unmeasured warm-up of {self.calls:,} calls ({consistency}, answers "
+            f"checked, {self.seconds:.1f} s) sent all {self.distinct:,} distinct reads of the pool {how}"
+        )
+
+
 def ops_for_process(workload: Workload, process: int, processes: int) -> Iterator[Operation]:
     """The operations process `process` of `processes` sends, in order.
 
@@ -79,16 +148,31 @@ class _Session:
     """One client process's connection and the code that sends each kind of operation."""
 
     def __init__(
-        self, endpoint: str, token: str | None, consistency: str, tag: str, call_timeout: float
+        self,
+        endpoint: str,
+        token: str | None,
+        consistency: str,
+        tag: str,
+        call_timeout: float,
+        *,
+        own_connection: bool = False,
     ) -> None:
-        from grpc import aio  # noqa: PLC0415 - the parent process never needs grpc
+        from grpc import aio  # noqa: PLC0415 - grpc is loaded only where a session is made
         from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415
 
         from rebac.client import RebacClient  # noqa: PLC0415
         from rebac.revision import FullyConsistent, MinimizeLatency  # noqa: PLC0415
 
+        # gRPC shares connections between a process's channels to the same target unless each
+        # has its own subchannel pool: a warm-up needs one new connection per channel.
+        options = [("grpc.use_local_subchannel_pool", 1)] if own_connection else []
         self.client = RebacClient(
-            endpoint, token=token, read_your_writes=False, max_retries=0, timeout=call_timeout
+            endpoint,
+            token=token,
+            read_your_writes=False,
+            max_retries=0,
+            timeout=call_timeout,
+            options=options,
         )
         self.call_timeout = call_timeout
         self._health_channel = aio.insecure_channel(endpoint)
@@ -182,6 +266,28 @@ class _Session:
         return len(op.items), wrong
 
 
+async def _send_recorded(session: _Session, op: Operation, result: RunResult) -> None:
+    """Send `op` and record its latency, items, errors and mismatches into `result`."""
+    began = time.perf_counter()
+    try:
+        items, wrong = await session.send(op)
+    except Exception as err:  # noqa: BLE001 - every failure is counted and reported
+        result.errors += 1
+        if len(result.error_messages) < _MAX_RECORDED:
+            result.error_messages.append(f"{op}: {type(err).__name__}: {err}")
+        return
+    result.latencies_ms.append((time.perf_counter() - began) * 1000)
+    result.operations += 1
+    result.items += items
+    failed = session.take_item_errors()
+    if failed:
+        result.errors += len(failed)
+        result.error_messages.extend(failed[: _MAX_RECORDED - len(result.error_messages)])
+    if wrong:
+        result.mismatch_count += len(wrong)
+        result.mismatches.extend(wrong[: _MAX_RECORDED - len(result.mismatches)])
+
+
 async def _drive(  # noqa: PLR0917 - one entry point of a client process (pickled args)
     endpoint: str,
     token: str | None,
@@ -214,30 +320,120 @@ async def _drive(  # noqa: PLR0917 - one entry point of a client process (pickle
             if op is None:
                 result.exhausted = True
                 return
-            began = time.perf_counter()
-            try:
-                items, wrong = await session.send(op)
-            except Exception as err:  # noqa: BLE001 - every failure is counted and reported
-                result.errors += 1
-                if len(result.error_messages) < _MAX_RECORDED:
-                    result.error_messages.append(f"{op}: {type(err).__name__}: {err}")
-                continue
-            result.latencies_ms.append((time.perf_counter() - began) * 1000)
-            result.operations += 1
-            result.items += items
-            failed = session.take_item_errors()
-            if failed:
-                result.errors += len(failed)
-                result.error_messages.extend(failed[: _MAX_RECORDED - len(result.error_messages)])
-            if wrong:
-                result.mismatch_count += len(wrong)
-                result.mismatches.extend(wrong[: _MAX_RECORDED - len(result.mismatches)])
+            await _send_recorded(session, op, result)
 
     await asyncio.gather(*(worker() for _ in range(tasks)))
     result.wall_seconds = time.perf_counter() - started
     result.client_cpu_seconds = time.process_time() - cpu0
     await session.close()
     return result
+
+
+async def _served_by(before: Mapping[int, float], request_counts: RequestCounts) -> int | None:
+    """The one worker whose request count rose since `before`; None if none or several did."""
+    deadline = time.perf_counter() + _SETTLE_SECONDS
+    while True:
+        after = await asyncio.to_thread(request_counts) or {}
+        risen = [w for w, count in after.items() if count > before.get(w, 0.0)]
+        if len(risen) == 1:
+            return risen[0]
+        if risen or time.perf_counter() >= deadline:
+            return None
+        await asyncio.sleep(0.02)
+
+
+async def _send_all(session: _Session, ops: Sequence[Operation], tasks: int, result: RunResult) -> None:
+    """Send every operation of `ops` once through `session`, `tasks` calls in flight."""
+    pending = iter(ops)
+
+    async def worker() -> None:
+        for op in pending:
+            await _send_recorded(session, op, result)
+
+    await asyncio.gather(*(worker() for _ in range(max(1, min(tasks, len(ops))))))
+
+
+async def warm_up(
+    endpoint: str,
+    workload: Workload,
+    *,
+    workers: int,
+    request_counts: RequestCounts,
+    token: str | None = None,
+    concurrency: int = 16,
+    call_timeout: float = 30.0,
+) -> tuple[WarmUp, RunResult]:
+    """Send every operation of `workload.warm_up` at least once to each of `workers` server workers.
+
+    Nothing here is measured; the RunResult holds the warm-up calls' errors and answer
+    mismatches (answers are checked as in a measured run). The probe: open a channel (a new
+    connection), send the first operation, and ask `request_counts` which worker's count
+    rose; keep the channel if that worker is new, close it otherwise, until every worker has
+    one (or `_PROBES_PER_WORKER` x `workers` connections were tried: then `WarmUp.complete`
+    is False). If `request_counts` returns None the workers cannot be told apart, and
+    `_BLIND_CONNECTIONS_PER_WORKER` x `workers` channels each carry the whole set. The kept
+    channels then send the rest of the set concurrently, `concurrency` calls in flight in all.
+    """
+    ops = workload.warm_up
+    if not ops or workers < 1:
+        raise ValueError(f"workload {workload.name} has no warm-up operations, or no workers were given")
+    started = time.perf_counter()
+    result = RunResult()
+    tag = f"warm-{os.getpid()}-{time.monotonic_ns()}"
+
+    def session() -> _Session:
+        return _Session(endpoint, token, workload.consistency, tag, call_timeout, own_connection=True)
+
+    kept: list[_Session] = []
+    warmed: list[int] = []
+    connections = calls = 0
+    before = await asyncio.to_thread(request_counts)
+    identified = before is not None
+    try:
+        if before is None:
+            kept = [session() for _ in range(_BLIND_CONNECTIONS_PER_WORKER * workers)]
+            connections, rest = len(kept), ops
+        else:
+            while len(warmed) < workers and connections < _PROBES_PER_WORKER * workers:
+                probe = session()
+                connections += 1
+                worker = None
+                try:
+                    await _send_recorded(probe, ops[0], result)
+                    calls += 1
+                    worker = await _served_by(before, request_counts)
+                    before = await asyncio.to_thread(request_counts) or before
+                finally:
+                    if worker is None or worker in warmed:
+                        await probe.close()
+                    else:
+                        warmed.append(worker)
+                        kept.append(probe)
+            rest = ops[1:]
+        share = max(1, concurrency // max(1, len(kept)))
+        await asyncio.gather(*(_send_all(s, rest, share, result) for s in kept))
+        calls += len(rest) * len(kept)
+    finally:
+        for s in kept:
+            await s.close()
+    done = WarmUp(
+        workload=workload.name,
+        consistency=workload.consistency,
+        distinct=len(ops),
+        calls=calls,
+        connections=connections,
+        workers=workers,
+        workers_warmed=tuple(sorted(warmed)),
+        identified=identified,
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    if not done.complete:
+        result.errors += 1
+        result.error_messages.insert(
+            0,
+            f"warm-up reached {len(warmed)} of {workers} server workers in {connections} connections",
+        )
+    return done, result
 
 
 def _process_main(*args: Any) -> RunResult:

@@ -2,6 +2,8 @@
 
 Every timed Check is also compared with the reference answer; a difference fails the run.
 These are the peer's own figures (no gRPC, no network: SpiceDB's C ABI in this process).
+With `warm_up`, each timed batch follows an untimed pass over its distinct checks (answers
+checked too), as the harness warms its warm workloads; without, the first batch is cold.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class CheckFigures:
     p99_ms: float
     max_ms: float
     throughput_per_s: float
+    warm_up_checks: int = 0
+    """Untimed checks sent before the timed ones (0: none)."""
 
 
 @dataclass(slots=True)
@@ -64,7 +68,8 @@ class PeerReport:
         lines.extend(
             f"  check x{c.threads:<2} threads p50 {c.p50_ms:.3f} ms  p95 {c.p95_ms:.3f} ms  "
             f"p99 {c.p99_ms:.3f} ms  "
-            f"max {c.max_ms:.2f} ms  {c.throughput_per_s:,.0f}/s ({c.checks} checks)"
+            f"max {c.max_ms:.2f} ms  {c.throughput_per_s:,.0f}/s ({c.checks} checks"
+            + (f", after {c.warm_up_checks} warm-up checks)" if c.warm_up_checks else ")")
             for c in self.checks
         )
         lines.append(f"  note: {self.note}")
@@ -83,8 +88,13 @@ def _percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-def time_checks(peer: SpiceDBPeer, checks: Sequence[CheckQuery], *, threads: int = 1) -> CheckFigures:
-    """Run every check once over `threads` threads; raise AnswerMismatchError on any wrong answer."""
+def time_checks(
+    peer: SpiceDBPeer, checks: Sequence[CheckQuery], *, threads: int = 1, warm_up: bool = False
+) -> CheckFigures:
+    """Run every check once over `threads` threads; raise AnswerMismatchError on any wrong answer.
+
+    With `warm_up`, every distinct check is first sent once, untimed (its answer checked too).
+    """
     if not checks:
         raise ValueError("no checks to time")
 
@@ -94,14 +104,18 @@ def time_checks(peer: SpiceDBPeer, checks: Sequence[CheckQuery], *, threads: int
         elapsed = time.perf_counter() - started
         return elapsed, None if got == q.expected else Mismatch("spicedb", str(q), str(q.expected), str(got))
 
-    started = time.perf_counter()
-    if threads == 1:
-        results = [one(q) for q in checks]
-    else:
+    def run(batch: Sequence[CheckQuery]) -> list[tuple[float, Mismatch | None]]:
+        if threads == 1:
+            return [one(q) for q in batch]
         with ThreadPoolExecutor(max_workers=threads) as pool:
-            results = list(pool.map(one, checks))
+            return list(pool.map(one, batch))
+
+    warm = tuple(dict.fromkeys(checks)) if warm_up else ()
+    warm_mismatches = [m for _, m in run(warm) if m is not None]
+    started = time.perf_counter()
+    results = run(checks)
     wall = time.perf_counter() - started
-    mismatches = [m for _, m in results if m is not None]
+    mismatches = warm_mismatches + [m for _, m in results if m is not None]
     if mismatches:
         raise AnswerMismatchError(mismatches)
     latencies = sorted(t * 1000 for t, _ in results)
@@ -113,13 +127,18 @@ def time_checks(peer: SpiceDBPeer, checks: Sequence[CheckQuery], *, threads: int
         p99_ms=_percentile(latencies, 0.99),
         max_ms=latencies[-1],
         throughput_per_s=len(checks) / wall,
+        warm_up_checks=len(warm),
     )
 
 
-def run_peer_bench(world: World, *, checks: int = 1000, threads: Sequence[int] = (1, 4)) -> PeerReport:
+def run_peer_bench(
+    world: World, *, checks: int = 1000, threads: Sequence[int] = (1, 4), warm_up: bool = False
+) -> PeerReport:
     """Generate `world`, load it into a fresh SpiceDB, verify the sample, time checks per thread count.
 
-    Raises PeerUnavailableError if SpiceDB cannot run, AnswerMismatchError on any wrong answer.
+    With `warm_up` each thread count's timed checks follow an untimed pass over them (see
+    `time_checks`). Raises PeerUnavailableError if SpiceDB cannot run, AnswerMismatchError on
+    any wrong answer.
     """
     count, generation_rate = measure_generation(world)
     sample = build_sample(world, checks=checks)
@@ -138,5 +157,5 @@ def run_peer_bench(world: World, *, checks: int = 1000, threads: Sequence[int] =
             sample_queries_agreed=agreed,
         )
         for n in threads:
-            report.checks.append(time_checks(peer, sample.checks, threads=n))
+            report.checks.append(time_checks(peer, sample.checks, threads=n, warm_up=warm_up))
     return report

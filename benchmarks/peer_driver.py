@@ -3,6 +3,7 @@
 The peer is embedded (no network port), so its figures have no gRPC transport; threads share
 one SpiceDB instance (its calls release the GIL). Every reply is compared with the
 reference answer, exactly as for rebac. The health check (L0) has no SpiceDB equivalent here.
+A warm workload gets the warm-up rebac gets (`warm_up_on_peer`): one process, so one pass.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from benchmarks.load_driver import RunResult, ops_for_process
@@ -17,7 +19,7 @@ from benchmarks.queries import CheckQuery, LookupResourcesQuery, LookupSubjectsQ
 from benchmarks.spicedb_peer import SpiceDBPeer
 from benchmarks.workloads import BulkCheckOp, HealthOp, Operation, Workload
 
-__all__ = ["peer_supports", "run_on_peer"]
+__all__ = ["peer_supports", "run_on_peer", "warm_up_on_peer"]
 
 _MAX_RECORDED = 20
 
@@ -58,12 +60,33 @@ def _send(peer: SpiceDBPeer, op: Operation, tag: str) -> tuple[int, list[str]]:
 
 def run_on_peer(peer: SpiceDBPeer, workload: Workload, *, concurrency: int, duration: float) -> RunResult:
     """Run `workload` on `peer` with `concurrency` threads for up to `duration` seconds."""
+    return _run(peer, workload, ops_for_process(workload, 0, 1), concurrency, duration)
+
+
+def warm_up_on_peer(peer: SpiceDBPeer, workload: Workload, *, concurrency: int) -> RunResult:
+    """Send every operation of `workload.warm_up` to `peer` once, unmeasured, at the workload's consistency.
+
+    The peer is one in-process instance, so one pass reaches all of it. The result's
+    errors and mismatches count (answers are checked); its latencies are not a figure.
+    """
+    if not workload.warm_up:
+        raise ValueError(f"workload {workload.name} has no warm-up operations")
+    return _run(peer, workload, iter(workload.warm_up), concurrency, None)
+
+
+def _run(
+    peer: SpiceDBPeer,
+    workload: Workload,
+    ops: Iterator[Operation],
+    concurrency: int,
+    duration: float | None,
+) -> RunResult:
+    """Send `ops` from `concurrency` threads until they run out or `duration` (None: no limit) ends."""
     peer.set_consistency("fully_consistent" if workload.consistency == "full" else "minimize_latency")
-    ops = ops_for_process(workload, 0, 1)
     lock = threading.Lock()
     writes = itertools.count()
     result = RunResult()
-    deadline = time.perf_counter() + duration
+    deadline = float("inf") if duration is None else time.perf_counter() + duration
 
     def worker() -> None:
         while time.perf_counter() < deadline:

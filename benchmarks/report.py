@@ -5,12 +5,14 @@ throughput as a fraction of the L0 (health RPC) and L1 (direct-relation Check) l
 server and client CPU (cores used; server CPU milliseconds per call), server RSS,
 datastore queries per item and cache hit rate (from the engine's counters), datastore
 calls per operation (every call the server made, revision and schema reads included),
-and the SpiceDB peer's figures with the ratio.
+and the SpiceDB peer's figures with the ratio. A workload measured after a warm-up has
+``warm_up_calls`` in its entry and its warm-up under ``config.warm_up.<workload>``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,15 +95,23 @@ class Report:
         *,
         server: dict[str, Any],
         peer: RunResult | None,
+        warm_up: Mapping[str, Any] | None = None,
     ) -> None:
-        """Record one workload's rebac run (with server-side figures) and the peer's run if any."""
+        """Record one workload's rebac run (with server-side figures) and the peer's run if any.
+
+        `warm_up` describes the unmeasured warm-up before the run (its ``calls`` at least):
+        it goes to ``config["warm_up"][name]``, and its call count to the entry.
+        """
         ours = figures_of(run)
         entry: dict[str, Any] = {
             "description": description,
             **asdict(ours),
             **server,
+            "warm_up_calls": None if warm_up is None else warm_up["calls"],
             "error_examples": run.error_messages[:5],
         }
+        if warm_up is not None:
+            self.config.setdefault("warm_up", {})[name] = dict(warm_up)
         if peer is not None:
             theirs = figures_of(peer)
             entry["peer"] = asdict(theirs)

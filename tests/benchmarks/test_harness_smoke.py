@@ -72,6 +72,19 @@ class TestHarnessSmoke:
         assert (out / "report.md").read_text().startswith("# rebac benchmark: drive")
         assert (out / "latency_cdf.png").stat().st_size > 0
         assert report["workloads"]["L1_direct_check"]["datastore_calls_per_op"] is not None
+        # warm_check was measured after a warm-up that reached the one worker with its whole hot set.
+        warm = report["config"]["warm_up"]
+        assert set(warm) == {"warm_check"}
+        assert warm["warm_check"]["workers_warmed"] == [0]
+        assert warm["warm_check"]["identified"] is True
+        assert 0 < warm["warm_check"]["distinct"] <= 300
+        assert warm["warm_check"]["calls"] >= warm["warm_check"]["distinct"]
+        assert report["workloads"]["warm_check"]["warm_up_calls"] == warm["warm_check"]["calls"]
+        assert report["workloads"]["cold_check"]["warm_up_calls"] is None
+        notes = [n for n in report["notes"] if n.startswith("warm_check: an unmeasured warm-up of")]
+        assert len(notes) == 1
+        assert f"{warm['warm_check']['calls']:,} calls" in notes[0]
+        assert notes[0] in (out / "report.md").read_text()
 
     def test_profile_of_the_cold_checks(self, tmp_path):
         """--profile leaves a flame graph and a top table per server worker for the cold-check workload."""

@@ -38,6 +38,15 @@ class TestBuildWorkloads:
             isinstance(op, BulkCheckOp) and len(op.items) == 100 for op in workloads["bulk_check"].operations
         )
 
+    def test_bulk_items_are_distinct_and_never_repeat(self, pools):
+        """Bulk items are cold like cold checks: each sampled check at most once, no second pass."""
+        _, workloads = pools
+        bulk = workloads["bulk_check"]
+        assert not bulk.cycle
+        assert bulk.consistency == "full"
+        items = [item for op in bulk.operations for item in op.items]
+        assert len(set(items)) == len(items)
+
     def test_direct_checks_expect_yes(self, pools):
         """L1 asks stored relations (relation names, not permissions), all of which hold."""
         _, workloads = pools
