@@ -3,8 +3,8 @@
 The lookup companion of `benchmarks.engine_profile` (same loader, its own Postgres schema
 ``rebac_lookup_drive_<size>``, kept between runs with ``--keep``). For the sample's users and
 documents it times each lookup on a fresh Engine (no shared cache), cold and then warm,
-prints p50/p95, result sizes and datastore queries per lookup, and compares every answer
-with `benchmarks.reference`; a difference fails the run (exit status 1).
+prints p50/p95, this process's CPU, result sizes and datastore queries per lookup, and
+compares every answer with `benchmarks.reference`; a difference fails the run (exit status 1).
 
     .venv/bin/python -m benchmarks.lookup_profile --size 100k [--keep] [--lookups 8]
 """
@@ -40,16 +40,18 @@ async def _resources(
         latencies: list[float] = []
         sizes: list[int] = []
         queries = 0
+        cpu = 0.0
         for q in sample.lookup_resources:
             run_engine = engine if engine is not None else Engine(cache_size=0)
             before = run_engine.stats.snapshot()
             subject = SubjectRef(q.subject_type, q.subject_id)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             found = [
                 r async for r in run_engine.lookup_resources(reader, q.resource_type, q.permission, subject)
             ]
             got = tuple(r.resource_id for r in found)
             latencies.append((time.perf_counter() - start) * 1000)
+            cpu += time.process_time() - cpu_start
             queries += run_engine.stats.since(before).datastore_queries
             sizes.append(len(got))
             if got != q.expected:
@@ -65,6 +67,8 @@ async def _resources(
                 "result_sizes": sizes,
                 **_percentiles(latencies),
                 "queries_per_lookup": round(queries / max(1, len(latencies)), 1),
+                # This process's CPU per lookup: steadier than wall time on a shared machine.
+                "cpu_ms_per_lookup": round(cpu * 1000 / max(1, len(latencies)), 3),
             }
         )
     return out
@@ -76,6 +80,7 @@ async def _subjects(ds: PostgresDatastore, sample: QuerySample, mismatches: list
     latencies: list[float] = []
     sizes: list[int] = []
     before = engine.stats.snapshot()
+    cpu_start = time.process_time()
     for q in sample.lookup_subjects:
         start = time.perf_counter()
         found = [
@@ -89,6 +94,7 @@ async def _subjects(ds: PostgresDatastore, sample: QuerySample, mismatches: list
         sizes.append(len(got))
         if got != q.expected:
             mismatches.append(f"{q}: got {len(got)}, expected {len(q.expected)}")
+    cpu = time.process_time() - cpu_start
     work = engine.stats.since(before)
     return {
         "workload": "lookup_subjects_cold",
@@ -96,6 +102,7 @@ async def _subjects(ds: PostgresDatastore, sample: QuerySample, mismatches: list
         "result_sizes": sizes,
         **_percentiles(latencies),
         "queries_per_lookup": round(work.datastore_queries / max(1, len(latencies)), 1),
+        "cpu_ms_per_lookup": round(cpu * 1000 / max(1, len(latencies)), 3),
     }
 
 

@@ -16,6 +16,7 @@ from rebac.tuples import WILDCARD, Relationship
 
 __all__ = [
     "BatchClosureReader",
+    "WalkClosureReader",
     "subject_set_closure_by_queries",
     "subject_set_closures_by_queries",
     "subject_set_height_by_queries",
@@ -46,6 +47,33 @@ class BatchClosureReader(Protocol):
         more than `max_rows` rows in total (implementations may count rows shared by several
         subjects once); then no subject's list is over `max_rows` when not None, and the
         caller asks subject by subject.
+        """
+        ...
+
+
+@runtime_checkable
+class WalkClosureReader(Protocol):
+    """**Protocol (optional capability):** a walk and a subject's closure in one round trip.
+
+    A cold check needs both before it can evaluate (`Engine._warm`); readers without it
+    are asked the two questions concurrently, which costs a second statement.
+    """
+
+    async def walk_with_closure(
+        self,
+        resource_type: str,
+        resource_ids: Sequence[str],
+        *,
+        follow: Sequence[str],
+        relations: Sequence[str],
+        max_rows: int,
+        closure: tuple[str, str, str, str],
+        max_closure_rows: int,
+    ) -> tuple[list[Relationship] | None, list[Relationship] | None]:
+        """Exactly ``(walk_relations(...), subject_set_closure(*closure, max_rows=max_closure_rows))``.
+
+        `closure` is (resource type, relation, subject type, subject id), the arguments of
+        `GraphReader.subject_set_closure`; each result is None when over its own bound.
         """
         ...
 

@@ -472,6 +472,24 @@ class MemoryReader:
             self, resource_type, relation, subject_type, subject_id, max_rows=max_rows
         )
 
+    async def walk_with_closure(
+        self,
+        resource_type: str,
+        resource_ids: Sequence[str],
+        *,
+        follow: Sequence[str],
+        relations: Sequence[str],
+        max_rows: int,
+        closure: tuple[str, str, str, str],
+        max_closure_rows: int,
+    ) -> tuple[list[Relationship] | None, list[Relationship] | None]:
+        """See `rebac.datastore.graph.WalkClosureReader` (the two reference walks)."""
+        walked = await self.walk_relations(
+            resource_type, resource_ids, follow=follow, relations=relations, max_rows=max_rows
+        )
+        closed = await self.subject_set_closure(*closure, max_rows=max_closure_rows)
+        return walked, closed
+
     async def subject_set_height(
         self,
         resource_type: str,

@@ -284,6 +284,24 @@ class ClosureResolver:
             known = self._pools[pool] = tuple(sorted(pool))
         return known
 
+    def provide(
+        self, resource_type: str, relation: str, subject: SubjectRef, rows: Sequence[Relationship] | None
+    ) -> None:
+        """Record `subject_set_closure`'s answer read by the caller (None: over the row cap).
+
+        For readers that fetch a closure together with other rows in one round trip
+        (`WalkClosureReader`); a closure already known or loading is kept.
+        """
+        if not self.applies(resource_type, relation, subject):
+            return
+        key = (self._reader.revision, resource_type, relation, subject.type, subject.id)
+        if key in self._tasks:
+            return
+        self._stats.closure_loads += 1
+        closure = None if rows is None else build_closure(rows)
+        self._shared.put(key, closure)
+        self._tasks[key] = _done(closure)
+
     async def prime(self, resource_type: str, relation: str, subjects: Sequence[SubjectRef]) -> None:
         """Load the closures of many plain `subjects` at once, when the reader can.
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from grpc import aio
 
 from rebac.datastore.protocol import Datastore
 from rebac.engine import Engine
-from rebac.engine.requests import CheckRequest, CheckResult, FoundResource, FoundSubject
+from rebac.engine.requests import CheckRequest, CheckResult, FoundSubject
 from rebac.errors import RebacError
 from rebac.revision import AtExactSnapshot, Consistency, Revision, encode_token
 from rebac.tuples import validate_object_type
@@ -183,7 +183,7 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
     async def LookupResources(  # noqa: N802 - gRPC method name
         self, request: permissions_pb2.LookupResourcesRequest, _context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[permissions_pb2.LookupResourcesResponse]:
-        """Stream the resources the subject can reach, many per message, each message with a cursor."""
+        """Stream the resources the subject can reach, a page per message, each message with a cursor."""
         convert.require_field(request, "subject", "subject")
         resource_type = validate_object_type(request.resource_object_type, field_name="resource_object_type")
         permission = convert.relation_from_proto(request.permission, "permission")
@@ -193,25 +193,23 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         consistency, engine_cursor = _pinned(request)
         revision, token = await self._revision(consistency)
         revision_token = core_pb2.RevisionToken(token=token)
+        prefix = stream_cursor_prefix(token)
         count = 0
-        found = self._engine.lookup_resources(
+        async for page in self._engine.lookup_resource_pages(
             self._datastore.snapshot_reader(revision),
             resource_type,
             permission,
             subject,
+            page_size=per_message,
             limit=request.optional_limit or None,
             cursor=engine_cursor,
             context=_caveat_context(request),
             contextual_relationships=contextual,
-        )
-        async for response in _in_messages(
-            found,
-            lambda: permissions_pb2.LookupResourcesResponse(looked_up_at=revision_token),
-            convert.add_found_resource,
-            per_message=per_message,
-            cursor_prefix=stream_cursor_prefix(token),
         ):
-            count += len(response.results)
+            response = permissions_pb2.LookupResourcesResponse(looked_up_at=revision_token)
+            convert.add_resource_page(response.results, page)
+            response.after_result_cursor.token = prefix + page.cursor
+            count += len(page.ids)
             yield response
         self._audit.record(
             result="looked_up",
@@ -252,10 +250,9 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
             context=_caveat_context(request),
             contextual_relationships=contextual,
         )
-        async for response in _in_messages(
+        async for response in _subject_messages(
             found,
             lambda: permissions_pb2.LookupSubjectsResponse(looked_up_at=revision_token),
-            convert.add_found_subject,
             per_message=per_message,
             cursor_prefix=stream_cursor_prefix(token),
         ):
@@ -271,35 +268,33 @@ class PermissionsServicer(permissions_pb2_grpc.PermissionsServiceServicer):
         )
 
 
-_Found = TypeVar("_Found", FoundResource, FoundSubject)
-_Response = TypeVar(
-    "_Response", permissions_pb2.LookupResourcesResponse, permissions_pb2.LookupSubjectsResponse
-)
-
-
-async def _in_messages(
-    found: AsyncIterator[_Found],
-    new_response: Callable[[], _Response],
-    add: Callable[[Any, _Found], None],
+async def _subject_messages(
+    found: AsyncIterator[FoundSubject],
+    new_response: Callable[[], permissions_pb2.LookupSubjectsResponse],
     *,
     per_message: int,
     cursor_prefix: str,
-) -> AsyncIterator[_Response]:
-    """Pack lookup results into messages of at most `per_message` results, in order.
+) -> AsyncIterator[permissions_pb2.LookupSubjectsResponse]:
+    """Pack LookupSubjects results into messages of at most `per_message` results, in order.
 
     Each message's `after_result_cursor` resumes right after its last result; a stream with
     no results sends no message. One gRPC message per result cost most of a lookup's server
-    CPU, which is why results travel in batches.
+    CPU, which is why results travel in batches (LookupResources gets them from the engine
+    in pages, a page per message).
     """
-    response = new_response()
-    last: _Found | None = None
+    batch: list[FoundSubject] = []
     async for item in found:
-        add(response.results, item)
-        last = item
-        if len(response.results) >= per_message:
-            response.after_result_cursor.token = cursor_prefix + item.cursor
-            yield response
-            response = new_response()
-    if response.results and last is not None:
-        response.after_result_cursor.token = cursor_prefix + last.cursor
-        yield response
+        batch.append(item)
+        if len(batch) >= per_message:
+            yield _subject_message(new_response(), batch, cursor_prefix)
+            batch = []
+    if batch:
+        yield _subject_message(new_response(), batch, cursor_prefix)
+
+
+def _subject_message(
+    response: permissions_pb2.LookupSubjectsResponse, batch: list[FoundSubject], cursor_prefix: str
+) -> permissions_pb2.LookupSubjectsResponse:
+    convert.add_found_subjects(response.results, batch)
+    response.after_result_cursor.token = cursor_prefix + batch[-1].cursor
+    return response

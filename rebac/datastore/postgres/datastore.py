@@ -88,6 +88,17 @@ class PostgresOptions:
     """Seconds between polls of the transactions table in `watch`."""
     analyze_after_rows: int = 50_000
     """Run ANALYZE once bulk loads have added this many rows since the last one; 0 = never."""
+    generic_plans: bool = True
+    """Prepare every statement once per connection with a generic plan (``plan_cache_mode``).
+
+    Our statements are index lookups whose best plan does not depend on the parameter
+    values; PostgreSQL's default re-plans them per execution, and planning cost the
+    recursive walks more than running them (walk with closure at 100k: 1.8 -> 0.6 ms).
+    """
+
+
+_GENERIC_PLANS = {"plan_cache_mode": "force_generic_plan"}
+"""Session settings of every pool connection when `PostgresOptions.generic_plans` is on."""
 
 
 async def _keep_session(_conn: asyncpg.Connection) -> None:
@@ -178,6 +189,7 @@ class PostgresDatastore:
                     # friends) would only cost a round trip per release. asyncpg still
                     # rolls back a connection returned inside a transaction.
                     reset=_keep_session,
+                    server_settings=_GENERIC_PLANS if self.options.generic_plans else {},
                 )
                 async with self._pool.acquire() as conn:
                     if self.options.migrate:

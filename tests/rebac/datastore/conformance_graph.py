@@ -166,3 +166,33 @@ async def check_subject_set_height(ds: Datastore) -> None:
         got = await reader.subject_set_height("group", "member", ids, max_height=cap)
         assert got == expected, (ids, cap, got)
         assert got == await subject_set_height_by_queries(reader, "group", "member", ids, max_height=cap)
+
+
+@conformance("graph")
+async def check_walk_with_closure(ds: Datastore) -> None:
+    """One round trip answers exactly what the walk and the closure answer on their own."""
+    revision = await write(ds, *_GROUPS, *_FOLDERS)
+    reader = _graph(ds, revision)
+    together = getattr(reader, "walk_with_closure", None)
+    assert together is not None, f"{type(reader).__name__} cannot walk and close in one round trip"
+    walk = {"follow": ["parent"], "relations": ["owner", "parent", "viewer"]}
+    for ids, subject, walk_cap, closure_cap in (
+        (["1", "2", "9"], "ann", 100, 100),
+        (["1"], "bob", 100, 100),
+        (["1"], "nobody", 100, 100),
+        ([], "ann", 100, 100),
+        (["1"], "ann", 2, 100),  # the walk over its cap, the closure not
+        (["1"], "ann", 100, 1),  # the closure over its cap, the walk not
+    ):
+        got = await together(
+            "document",
+            ids,
+            **walk,
+            max_rows=walk_cap,
+            closure=("group", "member", "user", subject),
+            max_closure_rows=closure_cap,
+        )
+        assert got == (
+            await reader.walk_relations("document", ids, **walk, max_rows=walk_cap),
+            await reader.subject_set_closure("group", "member", "user", subject, max_rows=closure_cap),
+        ), (ids, subject, walk_cap, closure_cap)

@@ -548,3 +548,66 @@ class TestLookupsOnPostgres:
             ["2"],
             ["2", "3"],
         )
+
+    async def test_arrows_sharing_a_tupleset_agree_with_memory_and_check(
+        self, postgres_datastore: PostgresDatastore
+    ) -> None:
+        """Folders and docs under `parent` are read by one query; caveated, expired and foreign rows count right.
+
+        The Postgres walk reads `reverse_edges` (one query for both resource types, restricted
+        to them: a `note` under the same folders is not on the way); the memory walk reads
+        relationships. Both agree with Check, and a caveated `parent` row is never definite.
+        """
+        schema = """
+        use expiration
+        definition user {}
+        caveat on_weekday(day string) { day != "sat" && day != "sun" }
+        definition folder {
+          relation parent: folder | folder with on_weekday | folder with expiration
+          relation viewer: user
+          permission view = viewer + parent->view
+        }
+        definition doc {
+          relation parent: folder | folder with on_weekday | folder with expiration
+          relation viewer: user
+          permission read = viewer + parent->view
+        }
+        definition note { relation parent: folder }
+        """
+        rows = [
+            "folder:root#viewer@user:ann",
+            "folder:mid#parent@folder:root",
+            "folder:weekday#parent@folder:root[on_weekday]",
+            "folder:gone#parent@folder:root[expiration:2025-06-02T12:00:00Z]",
+            "folder:later#parent@folder:root[expiration:2025-06-02T12:00:01Z]",
+            "doc:1#parent@folder:mid",
+            "doc:2#parent@folder:weekday",
+            "doc:3#parent@folder:gone",
+            "doc:4#parent@folder:later",
+            "doc:5#parent@folder:root[on_weekday]",
+            "doc:5#parent@folder:mid",
+            "doc:6#parent@folder:root[on_weekday]",
+            "doc:7#viewer@user:bob",
+            "note:1#parent@folder:root",
+            "note:2#parent@folder:mid",
+        ]
+        ds = postgres_datastore
+        await write_schema(ds, schema)
+        rev = await write_relationships(ds, [RelationshipUpdate(UpdateOperation.TOUCH, rel(r)) for r in rows])
+        memory, memory_rev = await memory_datastore(schema, rows)
+        ids = [str(i) for i in range(1, 8)]
+        for context in (None, {"day": "mon"}, {"day": "sun"}):
+            kw: dict[str, Any] = {} if context is None else {"context": context}
+            on_postgres = await _assert_resources_agree(ds.snapshot_reader(rev), "doc", ids, "read", **kw)
+            in_memory = await _assert_resources_agree(
+                memory.snapshot_reader(memory_rev), "doc", ids, "read", **kw
+            )
+            assert on_postgres == in_memory
+        maybe = (Permissionship.CONDITIONAL, ("day",))
+        assert on_postgres["ann"] == {
+            "1": (Permissionship.HAS_PERMISSION, ()),
+            "4": (Permissionship.HAS_PERMISSION, ()),
+            "5": (Permissionship.HAS_PERMISSION, ()),
+        }
+        answers = await _assert_resources_agree(ds.snapshot_reader(rev), "doc", ids, "read")
+        assert {rid: answers["ann"][rid] for rid in ("2", "6")} == {"2": maybe, "6": maybe}

@@ -281,6 +281,16 @@ class TestPlannerStatistics:
             await self._bulk(ds, 200, 200)
             assert await self._analyzed(ds)
 
+    async def test_statements_get_generic_plans_unless_turned_off(self, pg_dsn: str) -> None:
+        """Every pool connection plans a prepared statement once (the DSN's own settings kept)."""
+        for generic, mode in ((True, "force_generic_plan"), (False, "auto")):
+            options = PostgresOptions(migrate=True, generic_plans=generic, min_pool_size=2)
+            async with PostgresDatastore(with_query(pg_dsn, application_name="rebac-plans"), options) as ds:
+                for _ in range(2):
+                    async with ds.pool.acquire() as conn:
+                        assert await conn.fetchval("SHOW plan_cache_mode") == mode
+                        assert await conn.fetchval("SHOW application_name") == "rebac-plans"
+
     async def test_a_released_connection_is_usable_after_a_failed_transaction(
         self, postgres_datastore: PostgresDatastore
     ) -> None:
