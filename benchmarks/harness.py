@@ -226,11 +226,20 @@ def _run_one(
     return run, _server_figures(server, before, run), warmed
 
 
+def _peer_warm_up_budget(config: RunConfig) -> float:
+    """Seconds SpiceDB's warm-up may start new calls for: twice a workload's duration, at least 10."""
+    return max(10.0, 2 * config.duration)
+
+
 def _run_on_peer(peer: SpiceDBPeer, workload: Workload, config: RunConfig) -> tuple[RunResult, int]:
     """The peer's run of `workload`, after the same warm-up rebac got; (run, warm-up calls)."""
     from benchmarks.peer_driver import run_on_peer, warm_up_on_peer  # noqa: PLC0415
 
-    warm = warm_up_on_peer(peer, workload, concurrency=config.concurrency) if workload.warm_up else None
+    warm = (
+        warm_up_on_peer(peer, workload, concurrency=config.concurrency, budget=_peer_warm_up_budget(config))
+        if workload.warm_up
+        else None
+    )
     run = run_on_peer(peer, workload, concurrency=config.concurrency, duration=config.duration)
     if warm is None:
         return run, 0
@@ -386,8 +395,9 @@ def run_harness(config: RunConfig, *, log: Any = print) -> tuple[Report, int]:
         if any(w.warm_up for w in workloads.values()):
             report.notes.append(
                 "SpiceDB got the same warm-up (every distinct read once, unmeasured, at the same "
-                "consistency, answers checked) before each warm workload; with its dispatch cache "
-                "disabled in this embedding it likely changes little there"
+                "consistency, answers checked) before each warm workload, starting no new call after "
+                f"{_peer_warm_up_budget(config):g} s (at 1M one SpiceDB check takes seconds here); with "
+                "its dispatch cache disabled in this embedding it likely changes little there"
             )
         report.notes.append(
             "SpiceDB runs in this process on its in-memory datastore with no gRPC hop; "

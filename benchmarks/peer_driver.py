@@ -63,15 +63,19 @@ def run_on_peer(peer: SpiceDBPeer, workload: Workload, *, concurrency: int, dura
     return _run(peer, workload, ops_for_process(workload, 0, 1), concurrency, duration)
 
 
-def warm_up_on_peer(peer: SpiceDBPeer, workload: Workload, *, concurrency: int) -> RunResult:
-    """Send every operation of `workload.warm_up` to `peer` once, unmeasured, at the workload's consistency.
+def warm_up_on_peer(
+    peer: SpiceDBPeer, workload: Workload, *, concurrency: int, budget: float | None = None
+) -> RunResult:
+    """Send the operations of `workload.warm_up` to `peer` once, unmeasured, at the workload's consistency.
 
-    The peer is one in-process instance, so one pass reaches all of it. The result's
+    The peer is one in-process instance, so one pass reaches all of it. No new operation
+    starts after `budget` seconds (None: no limit): at 1M relationships one SpiceDB check
+    takes seconds here, and a full pass would take longer than the whole run. The result's
     errors and mismatches count (answers are checked); its latencies are not a figure.
     """
     if not workload.warm_up:
         raise ValueError(f"workload {workload.name} has no warm-up operations")
-    return _run(peer, workload, iter(workload.warm_up), concurrency, None)
+    return _run(peer, workload, iter(workload.warm_up), concurrency, budget)
 
 
 def _run(

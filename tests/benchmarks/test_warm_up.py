@@ -177,6 +177,8 @@ class TestPeerWarmUp:
         wrong = dataclasses.replace(right, expected=not right.expected)
         bad = Workload("w", "w", (wrong,), "full", cycle=True, warm_up=(wrong,))
         assert warm_up_on_peer(peer, bad, concurrency=1).mismatch_count == 1
+        # A spent budget starts nothing: the warm-up is bounded however slow the peer is.
+        assert warm_up_on_peer(peer, workload, concurrency=4, budget=0.0).operations == 0
 
     def test_peer_bench_can_time_after_a_warm_up(self, new_spicedb):
         """time_checks(warm_up=True) sends every distinct check once, untimed, before the timed batch."""
