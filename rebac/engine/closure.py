@@ -206,11 +206,9 @@ class ClosureResolver:
 
     async def get(self, resource_type: str, relation: str, subject: SubjectRef) -> Closure | None:
         """The closure of plain `subject` in `resource_type#relation`; None when not usable."""
-        if subject.relation is not None or subject.is_wildcard:
+        key = self._key(resource_type, relation, subject)
+        if key is None:
             return None
-        if not self._is_node(resource_type, relation, subject.type):
-            return None
-        key = (self._reader.revision, resource_type, relation, subject.type, subject.id)
         task = self._tasks.get(key)
         if task is None:
             task = asyncio.ensure_future(self._load(key, resource_type, relation, subject))
@@ -224,11 +222,9 @@ class ClosureResolver:
 
         For callers that cannot await (`prefetched_check.py`): they await `get` on UNKNOWN.
         """
-        if subject.relation is not None or subject.is_wildcard:
+        key = self._key(resource_type, relation, subject)
+        if key is None:
             return None
-        if not self._is_node(resource_type, relation, subject.type):
-            return None
-        key = (self._reader.revision, resource_type, relation, subject.type, subject.id)
         task = self._tasks.get(key)
         if task is not None:
             return task.result() if task.done() else UNKNOWN
@@ -292,10 +288,8 @@ class ClosureResolver:
         For readers that fetch a closure together with other rows in one round trip
         (`WalkClosureReader`); a closure already known or loading is kept.
         """
-        if not self.applies(resource_type, relation, subject):
-            return
-        key = (self._reader.revision, resource_type, relation, subject.type, subject.id)
-        if key in self._tasks:
+        key = self._key(resource_type, relation, subject)
+        if key is None or key in self._tasks:
             return
         self._stats.closure_loads += 1
         closure = None if rows is None else build_closure(rows)
@@ -350,12 +344,8 @@ class ClosureResolver:
         """The closure keys of `subjects` not yet known to this request (shared hits recorded)."""
         unknown: dict[Hashable, SubjectRef] = {}
         for subject in subjects:
-            if subject.relation is not None or subject.is_wildcard:
-                continue
-            if not self._is_node(resource_type, relation, subject.type):
-                continue
-            key = (self._reader.revision, resource_type, relation, subject.type, subject.id)
-            if key in self._tasks:
+            key = self._key(resource_type, relation, subject)
+            if key is None or key in self._tasks:
                 continue
             stored = self._shared.get(key)
             if stored is not None and not isinstance(stored[0], int):
@@ -384,6 +374,12 @@ class ClosureResolver:
         if subject.relation is not None or subject.is_wildcard:
             return False
         return self._is_node(resource_type, relation, subject.type)
+
+    def _key(self, resource_type: str, relation: str, subject: SubjectRef) -> Hashable | None:
+        """The closure key of plain `subject` at a closure node; None where closures do not apply."""
+        if not self.applies(resource_type, relation, subject):
+            return None
+        return (self._reader.revision, resource_type, relation, subject.type, subject.id)
 
     def _is_node(self, resource_type: str, relation: str, subject_type: str) -> bool:
         """`is_closure_node`, memoized: asked for every relation a check evaluates."""
