@@ -108,7 +108,23 @@ class InstrumentedReader:
         return self._timed.stream("reverse_query_relationships", rows)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+        attr = getattr(self._inner, name)  # AttributeError when the wrapped reader lacks it
+        if name not in _TIMED_OPTIONAL:
+            return attr
+        timed = self._timed
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await timed.call(name, attr(*args, **kwargs))
+
+        return call
+
+
+_TIMED_OPTIONAL = frozenset({"reverse_edges"})
+"""Optional reader calls (not every reader has them) timed when the wrapped reader does.
+
+Reached through `__getattr__`, so a wrapper never claims a call its reader lacks: the
+engine falls back to the protocol's calls exactly as with the bare reader.
+"""
 
 
 class InstrumentedGraphReader(InstrumentedReader):

@@ -9,13 +9,14 @@ import pytest
 
 from rebac.datastore.memory import MemoryDatastore
 from rebac.errors import InvalidRequestError
+from rebac_server._gen.rebac.v1 import core_pb2, permissions_pb2
 from rebac_server.app import start_server
 from rebac_server.background import collect_garbage_once
 from rebac_server.config import ServerConfig
 from rebac_server.instrumented import pool_stats
 from rebac_server.metrics import Metrics
 from rebac_server.tracing import Tracer
-from tests.server.server_helpers import HAS, check, touch
+from tests.server.server_helpers import HAS, check, subj, touch
 
 
 class TestDatastoreMetrics:
@@ -30,6 +31,25 @@ class TestDatastoreMetrics:
         text = metrics.render()
         assert 'rebac_datastore_query_duration_seconds_count{worker="0",operation="read_write_tx"}' in text
         assert 'rebac_python_gc_collections_total{worker="0",generation="2"}' in text
+
+    async def test_lookup_edge_reads_are_timed_where_the_reader_has_them(self, server):
+        """PostgreSQL's LookupResources edge reads count as datastore calls; memory has none to count."""
+        await server.relationships.WriteRelationships(touch("document:1#viewer@user:ann"))
+        request = permissions_pb2.LookupResourcesRequest(
+            consistency=core_pb2.Consistency(fully_consistent=True),
+            resource_object_type="document",
+            permission="view",
+            subject=subj("user:ann"),
+        )
+        found = [
+            r.resource_object_id async for m in server.permissions.LookupResources(request) for r in m.results
+        ]
+        assert found == ["1"]
+        calls = server.running.metrics.datastore_calls("reverse_edges")
+        if "Memory" in type(server.datastore).__name__:
+            assert calls == 0
+        else:
+            assert calls >= 1
 
     async def test_pool_use_only_for_postgres(self, server):
         """PostgreSQL reports in-use, idle and max pool connections; memory reports no pool."""
