@@ -390,7 +390,8 @@ class Engine:
                 self.stats.cache_hits += 1
                 return self._answer(schema, hit.members, request.resource.id, request.context)
         scope = await self._scope(reader, now, request.contextual_relationships, schema)
-        self._validate(scope, request.resource.type, request.permission, request.subject)
+        if schema is None:  # not validated above (contextual relationships)
+            self._validate(scope, request.resource.type, request.permission, request.subject)
         members = await self._members(
             scope, request.resource.type, (request.resource.id,), request.permission, request.subject
         )

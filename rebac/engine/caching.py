@@ -70,12 +70,7 @@ class CachingDispatcher:
         """True if a stored answer would serve `request` now (nothing is counted or moved)."""
         if self._max_entries <= 0 or request.scope.cache_namespace is not None:
             return False
-        hit = self._entries.get(check_key(request))
-        return (
-            hit is not None
-            and request.depth_remaining >= hit.depth_required
-            and hit.valid_at(request.scope.now)
-        )
+        return self._usable(check_key(request), request.depth_remaining, request.scope.now) is not None
 
     def lookup(self, key: Hashable, depth_remaining: int, now: datetime) -> DispatchCheckResponse | None:
         """The stored answer under `key` (see `keys.key_of`), if it serves this depth and "now".
@@ -84,18 +79,52 @@ class CachingDispatcher:
         """
         if self._max_entries <= 0:
             return None
-        hit = self._entries.get(key)
-        if hit is None or depth_remaining < hit.depth_required or not hit.valid_at(now):
-            return None
-        self._entries.move_to_end(key)
+        hit = self._usable(key, depth_remaining, now)
+        if hit is not None:
+            self._entries.move_to_end(key)
         return hit
 
     def store(self, request: DispatchCheckRequest, response: DispatchCheckResponse) -> None:
         """Keep `response`, computed for `request` outside the chain, under the chain's rules."""
+        self._remember(check_key(request), request, response)
+
+    async def dispatch_check(self, request: DispatchCheckRequest) -> DispatchCheckResponse:
+        """A sufficient stored answer, or the delegate's (stored when safe)."""
         scope = request.scope
+        stats = scope.stats
         key = check_key(request)
+        known = scope.memo.get(key)
+        if known is not None and request.depth_remaining >= known.depth_required:
+            stats.memo_hits += 1
+            return known  # computed at this request's "now": valid by construction
+        if self._max_entries > 0 and scope.cache_namespace is None:
+            hit = self.lookup(key, request.depth_remaining, scope.now)
+            if hit is not None:
+                stats.cache_hits += 1
+                return hit
+            stats.cache_misses += 1
+        response = await self._delegate.dispatch_check(request)
+        self._remember(key, request, response)
+        return response
+
+    def _usable(self, key: Hashable, depth_remaining: int, now: datetime) -> DispatchCheckResponse | None:
+        """The stored answer under `key` if it serves `depth_remaining` and `now` (the LRU untouched)."""
+        hit = self._entries.get(key)
+        if hit is None or depth_remaining < hit.depth_required or not hit.valid_at(now):
+            return None
+        return hit
+
+    def _remember(
+        self, key: Hashable, request: DispatchCheckRequest, response: DispatchCheckResponse
+    ) -> None:
+        """Store `response` in the shared cache (when on and shareable) and the request's memo.
+
+        Never an answer that depended on a cycle cut; the memo only while valid at the
+        request's "now".
+        """
         if response.cycle_cut:
             return
+        scope = request.scope
         if self._max_entries > 0 and scope.cache_namespace is None:
             self._entries[key] = response
             self._entries.move_to_end(key)
@@ -103,32 +132,3 @@ class CachingDispatcher:
                 self._entries.popitem(last=False)
         if response.valid_at(scope.now):
             scope.memo[key] = response
-
-    async def dispatch_check(self, request: DispatchCheckRequest) -> DispatchCheckResponse:
-        """A sufficient stored answer, or the delegate's (stored when safe)."""
-        scope = request.scope
-        stats = scope.stats
-        key = check_key(request)
-        memo = scope.memo
-        known = memo.get(key)
-        if known is not None and request.depth_remaining >= known.depth_required:
-            stats.memo_hits += 1
-            return known  # computed at this request's "now": valid by construction
-        if self._max_entries <= 0 or scope.cache_namespace is not None:
-            response = await self._delegate.dispatch_check(request)
-        else:
-            hit = self._entries.get(key)
-            if hit is not None and request.depth_remaining >= hit.depth_required and hit.valid_at(scope.now):
-                self._entries.move_to_end(key)
-                stats.cache_hits += 1
-                return hit
-            stats.cache_misses += 1
-            response = await self._delegate.dispatch_check(request)
-            if not response.cycle_cut:
-                self._entries[key] = response
-                self._entries.move_to_end(key)
-                while len(self._entries) > self._max_entries:
-                    self._entries.popitem(last=False)
-        if not response.cycle_cut and response.valid_at(scope.now):
-            memo[key] = response
-        return response

@@ -29,6 +29,7 @@ import asyncio
 from collections import OrderedDict, defaultdict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from rebac.datastore.graph import BatchClosureReader
 from rebac.datastore.protocol import GraphReader
@@ -48,6 +49,8 @@ __all__ = [
     "build_closure",
     "is_closure_node",
 ]
+
+_T = TypeVar("_T")
 
 MAX_CLOSURE_ROWS = 10_000
 """Larger closures are not materialized (the checker walks instead)."""
@@ -199,7 +202,7 @@ class ClosureResolver:
         self._shared = shared
         self._stats = stats
         self._tasks: dict[Hashable, asyncio.Future[Closure | None]] = {}
-        self._heights: dict[Hashable, asyncio.Task[int]] = {}
+        self._heights: dict[Hashable, asyncio.Future[int]] = {}
         self._pool_caps: dict[tuple[str, str, tuple[str, ...]], int] = {}
         self._nodes: dict[tuple[str, str, str], bool] = {}
         self._pools: dict[frozenset[str], tuple[str, ...]] = {}
@@ -239,6 +242,13 @@ class ClosureResolver:
         self, resource_type: str, relation: str, ids: tuple[str, ...], cap: int, *, pool: frozenset[str]
     ) -> bool | None:
         """What `chain_reaches` would return, if the heights it needs are known; else None."""
+        verdict = self._chain_verdict(resource_type, relation, ids, cap, pool)
+        return verdict if isinstance(verdict, bool) else None
+
+    def _chain_verdict(
+        self, resource_type: str, relation: str, ids: tuple[str, ...], cap: int, pool: frozenset[str]
+    ) -> bool | tuple[tuple[str, ...], int]:
+        """`chain_reaches`' answer from the heights known now, or the height (ids, cap) to ask first."""
         if self._bounded(resource_type, relation, ids, cap):
             return False
         if pool and pool.issuperset(ids):
@@ -246,11 +256,11 @@ class ClosureResolver:
             measured = self._pool_caps.setdefault((resource_type, relation, everything), cap)
             bound = self._known_height(resource_type, relation, everything, measured)
             if bound is None:
-                return None
+                return everything, measured
             if bound < measured and bound < cap:
                 return False
         exact = self._known_height(resource_type, relation, ids, cap)
-        return None if exact is None else exact >= cap
+        return (ids, cap) if exact is None else exact >= cap
 
     def _bounded(self, resource_type: str, relation: str, ids: tuple[str, ...], cap: int) -> bool:
         """True if every id's recorded chain height bound is below `cap`."""
@@ -264,14 +274,20 @@ class ClosureResolver:
         return True
 
     def _known_height(self, resource_type: str, relation: str, ids: tuple[str, ...], cap: int) -> int | None:
-        key = ("height", self._reader.revision, resource_type, relation, ids, cap)
+        """`height` if it is known without waiting (this request's or the shared cache's); else None."""
+        key = self._height_key(resource_type, relation, ids, cap)
         task = self._heights.get(key)
         if task is not None:
             return task.result() if task.done() else None
         stored = self._shared.get(key)
         if stored is not None and isinstance(stored[0], int):
+            self._stats.closure_hits += 1  # once: the next ask finds it in `_heights`
+            self._heights[key] = _done(stored[0])
             return stored[0]
         return None
+
+    def _height_key(self, resource_type: str, relation: str, ids: tuple[str, ...], cap: int) -> Hashable:
+        return ("height", self._reader.revision, resource_type, relation, ids, cap)
 
     def _sorted_pool(self, pool: frozenset[str]) -> tuple[str, ...]:
         """`tuple(sorted(pool))`, memoized: asked once per non-member a check meets."""
@@ -357,7 +373,7 @@ class ClosureResolver:
 
     async def height(self, resource_type: str, relation: str, ids: tuple[str, ...], cap: int) -> int:
         """`GraphReader.subject_set_height` of `ids`, memoized like closures."""
-        key = ("height", self._reader.revision, resource_type, relation, ids, cap)
+        key = self._height_key(resource_type, relation, ids, cap)
         task = self._heights.get(key)
         if task is None:
             task = asyncio.ensure_future(self._load_height(key, resource_type, relation, ids, cap))
@@ -404,15 +420,11 @@ class ClosureResolver:
         also bounds each of its ids for later requests at the same revision
         (`ClosureCache.bound_heights`), so a known id needs no query at all.
         """
-        if self._bounded(resource_type, relation, ids, cap):
-            return False
-        if pool and pool.issuperset(ids):
-            everything = self._sorted_pool(pool)
-            measured = self._pool_caps.setdefault((resource_type, relation, everything), cap)
-            bound = await self.height(resource_type, relation, everything, measured)
-            if bound < measured and bound < cap:
-                return False
-        return await self.height(resource_type, relation, ids, cap) >= cap
+        verdict = self._chain_verdict(resource_type, relation, ids, cap, pool)
+        while not isinstance(verdict, bool):  # at most twice: the pool's height, then the ids'
+            await self.height(resource_type, relation, *verdict)
+            verdict = self._chain_verdict(resource_type, relation, ids, cap, pool)
+        return verdict
 
     async def _load_height(
         self, key: Hashable, resource_type: str, relation: str, ids: tuple[str, ...], cap: int
@@ -446,8 +458,8 @@ class ClosureResolver:
         return closure
 
 
-def _done(closure: Closure | None) -> asyncio.Future[Closure | None]:
-    """A finished future holding `closure` (what `ClosureResolver.get` awaits)."""
-    future: asyncio.Future[Closure | None] = asyncio.get_running_loop().create_future()
-    future.set_result(closure)
+def _done(value: _T) -> asyncio.Future[_T]:
+    """A finished future holding `value` (what `ClosureResolver.get` and `height` await)."""
+    future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+    future.set_result(value)
     return future
