@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
 from rebac.datastore.memory import MemoryDatastore
+from rebac.datastore.postgres import PostgresDatastore
 from rebac.errors import InvalidRequestError
+from rebac.writes import write_schema
 from rebac_server._gen.rebac.v1 import core_pb2, permissions_pb2
 from rebac_server.app import start_server
 from rebac_server.background import collect_garbage_once
 from rebac_server.config import ServerConfig
-from rebac_server.instrumented import pool_stats
+from rebac_server.instrumented import InstrumentedDatastore, pool_stats
 from rebac_server.metrics import Metrics
 from rebac_server.tracing import Tracer
 from tests.server.server_helpers import HAS, check, subj, touch
@@ -50,6 +53,20 @@ class TestDatastoreMetrics:
             assert calls == 0
         else:
             assert calls >= 1
+
+    async def test_cached_revision_and_schema_are_not_datastore_calls(self, pg_dsn):
+        """Within a quantization window, the optimized revision and a schema already read cost no timed call."""
+        async with PostgresDatastore.connect(pg_dsn, migrate=True, quantization=timedelta(hours=1)) as inner:
+            await write_schema(inner, "definition user {}")
+            metrics = Metrics()
+            ds = InstrumentedDatastore(inner, metrics)
+            revisions = [await ds.optimized_revision() for _ in range(3)]
+            assert revisions == [revisions[0]] * 3
+            assert metrics.datastore_calls("optimized_revision") == 1
+            schemas = [await ds.snapshot_reader(revisions[0]).read_schema() for _ in range(3)]
+            assert schemas[0].definition("user") is not None
+            assert all(schema is schemas[0] for schema in schemas)
+            assert metrics.datastore_calls("read_schema") == 1
 
     async def test_pool_use_only_for_postgres(self, server):
         """PostgreSQL reports in-use, idle and max pool connections; memory reports no pool."""
