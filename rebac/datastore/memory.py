@@ -27,6 +27,7 @@ from rebac.datastore.graph import (
     subject_set_height_by_queries,
     walk_relations_by_queries,
 )
+from rebac.datastore.path_search import DEFAULT_MAX_LEVELS, PathOutcome, PathPlan, search_paths_by_queries
 from rebac.datastore.protocol import RevisionChanges, TxFn
 from rebac.errors import (
     BugError,
@@ -490,6 +491,27 @@ class MemoryReader:
         closed = await self.subject_set_closure(*closure, max_rows=max_closure_rows)
         return walked, closed
 
+    async def search_paths(
+        self,
+        plan: PathPlan,
+        items: Sequence[tuple[str, str]],
+        *,
+        max_steps: int,
+        max_levels: int = DEFAULT_MAX_LEVELS,
+        skip_closures: Sequence[bool] = (),
+        roots: Sequence[tuple[str, str]] = (),
+    ) -> list[PathOutcome]:
+        """See `rebac.datastore.path_search.PathSearchReader` (reference semantics)."""
+        return await search_paths_by_queries(
+            self,
+            plan,
+            items,
+            max_steps=max_steps,
+            max_levels=max_levels,
+            skip_closures=skip_closures,
+            roots=roots,
+        )
+
     async def subject_set_height(
         self,
         resource_type: str,
@@ -502,6 +524,7 @@ class MemoryReader:
         return await subject_set_height_by_queries(
             self, resource_type, relation, resource_ids, max_height=max_height
         )
+
 
 class MemoryTransaction(MemoryReader):
     """A transaction of a MemoryDatastore: its start snapshot plus buffered writes.

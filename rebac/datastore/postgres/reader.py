@@ -22,8 +22,11 @@ from typing import Any, Protocol, cast
 import asyncpg
 
 from rebac.datastore.filters import ANY_RELATION, RelationshipFilter
+from rebac.datastore.path_search import DEFAULT_MAX_LEVELS, PathOutcome, PathPlan
 from rebac.datastore.postgres.errors import map_asyncpg_errors
+from rebac.datastore.postgres.path_search import SEARCH_PATHS_SQL, outcomes, plan_parameters
 from rebac.datastore.postgres.revisions import PostgresRevision
+from rebac.datastore.postgres.visibility import LIVE_AT
 from rebac.errors import BugError, SchemaMissingError
 from rebac.schema.definitions import CompiledSchema
 from rebac.tuples import WILDCARD, ObjectRef, Relationship, RelationshipCaveat, SubjectRef
@@ -39,11 +42,6 @@ _COLUMNS = (
 )
 _EDGE_COLUMNS = "resource_type, relation, resource_id, subject_id, caveat_name IS NOT NULL, expiration"
 _KEY = "(resource_type, resource_id, relation, subject_type, subject_id, subject_relation)"
-LIVE_AT = (
-    "pg_visible_in_snapshot(created_xid, $1::text::pg_snapshot) "
-    "AND NOT pg_visible_in_snapshot(deleted_xid, $1::text::pg_snapshot)"
-)
-"""SQL predicate: the row is live at the snapshot given as parameter $1."""
 
 _R_COLUMNS = ", ".join(f"r.{c.strip()}" for c in _COLUMNS.split(","))
 _R_LIVE = LIVE_AT.replace("created_xid", "r.created_xid").replace("deleted_xid", "r.deleted_xid")
@@ -455,6 +453,38 @@ class PostgresReader:
             (plain if subject.relation is None else above).setdefault(subject.id, []).append(relationship)
         shared = plain.get(WILDCARD, [])
         return {sid: _closure_of([*plain.get(sid, ()), *shared], above) for sid in subject_ids}
+
+    async def search_paths(
+        self,
+        plan: PathPlan,
+        items: Sequence[tuple[str, str]],
+        *,
+        max_steps: int,
+        max_levels: int = DEFAULT_MAX_LEVELS,
+        skip_closures: Sequence[bool] = (),
+        roots: Sequence[tuple[str, str]] = (),
+    ) -> list[PathOutcome]:
+        """See `rebac.datastore.path_search.PathSearchReader`: one recursive query (`SEARCH_PATHS_SQL`)."""
+        if not items:
+            return []
+        steps, closure_types, closure_relations = plan_parameters(plan)
+        skipped = [i < len(skip_closures) and skip_closures[i] for i in range(len(items))]
+        starts = [roots[i] if i < len(roots) else (plan.resource_type, plan.start) for i in range(len(items))]
+        rows = await self._fetch(
+            SEARCH_PATHS_SQL,
+            [resource_type for resource_type, _ in starts],
+            [node for _, node in starts],
+            [rid for rid, _ in items],
+            [sid for _, sid in items],
+            steps,
+            plan.subject_type,
+            max_steps,
+            closure_types,
+            closure_relations,
+            max_levels,
+            skipped,
+        )
+        return outcomes(plan, items, rows, [not skip and max_levels > 0 for skip in skipped], max_steps)
 
     async def subject_set_height(
         self,
