@@ -119,7 +119,7 @@ class InstrumentedReader:
         return call
 
 
-_TIMED_OPTIONAL = frozenset({"reverse_edges"})
+_TIMED_OPTIONAL = frozenset({"reverse_edges", "search_paths"})
 """Optional reader calls (not every reader has them) timed when the wrapped reader does.
 
 Reached through `__getattr__`, so a wrapper never claims a call its reader lacks: the

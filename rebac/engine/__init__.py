@@ -12,11 +12,12 @@ import asyncio
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from rebac.datastore.protocol import GraphReader, Reader
+from rebac.engine.bulk_paths import answer_by_paths
 from rebac.engine.caching import CachingDispatcher, walks_graph
 from rebac.engine.caveats import CaveatEvaluator, CaveatVerdict, evaluate_condition
 from rebac.engine.check import Checker
@@ -35,6 +36,7 @@ from rebac.engine.keys import key_of
 from rebac.engine.lookup_resources import Confirm, ResourcePage, resource_pages, reverse_walk
 from rebac.engine.lookup_subjects import subject_candidates
 from rebac.engine.membership import Condition, MembershipSet
+from rebac.engine.path_plan import BulkPathPlan, compile_path_plan
 from rebac.engine.prefetch import PrefetchStore, WalkPlan, walk_plan
 from rebac.engine.prefetched_check import check_prefetched
 from rebac.engine.reachability import Reachability
@@ -106,6 +108,7 @@ class Engine:
         caveat_evaluator: CaveatEvaluator | None = None,
         max_contextual_relationships: int = 100,
         prefetched_checks: bool = True,
+        path_search: bool = True,
     ) -> None:
         if max_depth < 1 or concurrency_limit < 1:
             raise InvalidRequestError("max_depth and concurrency_limit must be at least 1")
@@ -114,6 +117,7 @@ class Engine:
         self.max_depth = max_depth
         self.max_contextual_relationships = max_contextual_relationships
         self.prefetched_checks = prefetched_checks
+        self.path_search = path_search
         self.concurrency_limit = concurrency_limit
         if caveat_evaluator is None:
             # Imported here so the CEL libraries load only when an engine is built.
@@ -128,6 +132,7 @@ class Engine:
         self._reachability: tuple[CompiledSchema, Reachability] | None = None
         self._closures = ClosureCache(cache_size)
         self._plans: tuple[CompiledSchema, dict[tuple[str, str, str], _Plan]] | None = None
+        self._path_plans: tuple[CompiledSchema, dict[tuple[str, str, str], BulkPathPlan | None]] | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -424,27 +429,58 @@ class Engine:
         prepared = await self._bulk_requests(reader, now, requests, groups, out)
         common = next((scope for scope, _, _, shares in prepared if shares), None)
         if common is not None:
+            prepared = await self._bulk_by_paths(common, prepared, requests, out)
             await self._warm_bulk(common, [request for _, request, _, shares in prepared if shares])
-
-        async def run(scope: RequestScope, request: DispatchCheckRequest, items: list[int]) -> None:
-            try:
-                if scope is not common:
-                    await self._warm(scope, request)
-                members = (await self._evaluate(request)).members
-            except RebacError as err:
-                for i in items:
-                    out[i] = err
-                return
-            for i in items:
-                try:
-                    out[i] = self._result(scope, members, requests[i].resource.id, requests[i].context)
-                except RebacError as err:
-                    out[i] = err
 
         async with asyncio.TaskGroup() as group:
             for scope, request, items, _ in prepared:
-                group.create_task(run(scope, request, items))
+                warm = scope is not common
+                group.create_task(self._bulk_answer(scope, request, items, requests, out, warm=warm))
         return out
+
+    async def _bulk_answer(
+        self,
+        scope: RequestScope,
+        request: DispatchCheckRequest,
+        items: list[int],
+        requests: Sequence[CheckRequest],
+        out: list[CheckResult | RebacError],
+        *,
+        warm: bool,
+    ) -> None:
+        """Evaluate one root request of `check_bulk` and fill `out` for its items.
+
+        When a request of several ids fails, each id is asked alone, so one id's error (a
+        depth limit, say) does not fail the others: every item answers as its own Check.
+        """
+        try:
+            if warm:
+                await self._warm(scope, request)
+            members = (await self._evaluate(request)).members
+        except RebacError as err:
+            if len(request.resource_ids) > 1:
+                await asyncio.gather(
+                    *(
+                        self._bulk_answer(
+                            scope,
+                            replace(request, resource_ids=(rid,)),
+                            [i for i in items if requests[i].resource.id == rid],
+                            requests,
+                            out,
+                            warm=warm,
+                        )
+                        for rid in request.resource_ids
+                    )
+                )
+                return
+            for i in items:
+                out[i] = err
+            return
+        for i in items:
+            try:
+                out[i] = self._result(scope, members, requests[i].resource.id, requests[i].context)
+            except RebacError as err:
+                out[i] = err
 
     async def _bulk_requests(
         self,
@@ -492,6 +528,71 @@ class Engine:
             )
             prepared.append((scope, request, items, scope is common))
         return prepared
+
+    def _path_plan(self, scope: RequestScope, request: DispatchCheckRequest) -> BulkPathPlan | None:
+        """`compile_path_plan` for this root question (memoized per schema)."""
+        schema = scope.schema
+        if self._path_plans is None or self._path_plans[0] is not schema:
+            self._path_plans = (schema, {})
+        plans = self._path_plans[1]
+        key = (request.resource_type, request.relation, request.subject.type)
+        if key not in plans:
+            plans[key] = compile_path_plan(schema, scope.reachability, *key)
+        return plans[key]
+
+    async def _bulk_by_paths(
+        self,
+        scope: RequestScope,
+        prepared: list[_Prepared],
+        requests: Sequence[CheckRequest],
+        out: list[CheckResult | RebacError],
+    ) -> list[_Prepared]:
+        """Answer what a path search can (`bulk_paths.py`); the rest, narrowed, for the evaluator.
+
+        Only requests sharing `scope` whose answer is not cached take part. A failed search
+        answers nothing: the evaluator then meets the same error item by item, or not.
+        """
+        if not self.path_search:
+            return prepared
+        ask = [i for i, entry in enumerate(prepared) if entry[3] and not self._cache.peek(entry[1])]
+        if not ask:
+            return prepared
+        try:
+            answers = await answer_by_paths(
+                scope, [prepared[i][1] for i in ask], lambda request: self._path_plan(scope, request)
+            )
+        except RebacError:
+            return prepared
+        rest: dict[int, _Prepared | None] = dict(enumerate(prepared))
+        for position, i in enumerate(ask):
+            answered = answers.answered(position)
+            if answered:
+                members = MembershipSet.of(*answers.members.get(position, ()))
+                rest[i] = self._narrow(prepared[i], answered, members, requests, out)
+        return [entry for entry in rest.values() if entry is not None]
+
+    def _narrow(
+        self,
+        entry: _Prepared,
+        answered: set[str],
+        members: MembershipSet,
+        requests: Sequence[CheckRequest],
+        out: list[CheckResult | RebacError],
+    ) -> _Prepared | None:
+        """Fill `out` for the items of `entry` whose id is `answered`; the entry for the others."""
+        scope, request, items, shares = entry
+        left: list[int] = []
+        for item in items:
+            req = requests[item]
+            if req.resource.id not in answered:
+                left.append(item)
+                continue
+            try:
+                out[item] = self._result(scope, members, req.resource.id, req.context)
+            except RebacError as err:
+                out[item] = err
+        ids = tuple(rid for rid in request.resource_ids if rid not in answered)
+        return (scope, replace(request, resource_ids=ids), left, shares) if ids else None
 
     async def _warm_bulk(self, scope: RequestScope, requests: Sequence[DispatchCheckRequest]) -> None:
         """`_warm` for many root requests sharing `scope`, with the reads merged.
@@ -733,6 +834,10 @@ class Engine:
                 entry.missing_context,
                 cursor_after(entry.subject.id),
             )
+
+
+_Prepared = tuple[RequestScope, DispatchCheckRequest, list[int], bool]
+"""A root request of CheckBulk: (scope, request, item indexes, shares the common scope)."""
 
 
 def _check_limit(limit: int | None) -> None:

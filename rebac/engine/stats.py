@@ -18,7 +18,9 @@ class EngineStats:
     per-revision cache (`closure.py`). Prefetches and closure loads are datastore queries too.
     `memo_hits` counts sub-problems answered from the request's own earlier answers.
     `prefetched_checks` counts root questions answered in one synchronous pass over the
-    prefetched rows (`prefetched_check.py`) instead of by dispatch.
+    prefetched rows (`prefetched_check.py`) instead of by dispatch. `path_searches` counts
+    CheckBulk path searches (datastore queries too) and `path_answers` the items they
+    answered (`bulk_paths.py`).
     """
 
     datastore_queries: int = 0
@@ -31,6 +33,8 @@ class EngineStats:
     closure_hits: int = 0
     memo_hits: int = 0
     prefetched_checks: int = 0
+    path_searches: int = 0
+    path_answers: int = 0
 
     def snapshot(self) -> EngineStats:
         """A frozen-in-time copy."""
@@ -49,4 +53,6 @@ class EngineStats:
             closure_hits=self.closure_hits - earlier.closure_hits,
             memo_hits=self.memo_hits - earlier.memo_hits,
             prefetched_checks=self.prefetched_checks - earlier.prefetched_checks,
+            path_searches=self.path_searches - earlier.path_searches,
+            path_answers=self.path_answers - earlier.path_answers,
         )

@@ -103,23 +103,23 @@ class TestCheckBulkShared:
         await _agree(ds.snapshot_reader(rev), _grid())
 
     async def test_reads_once_for_all_items(self, postgres_datastore: PostgresDatastore) -> None:
-        """24 items over four documents and six users cost one prefetch, one closure query and one depth query."""
+        """Through the evaluator, 24 items cost one prefetch, one closure query and one depth query."""
         rev = await _load(postgres_datastore)
-        engine = Engine(cache_size=0)
+        engine = Engine(cache_size=0, path_search=False)
         await engine.check_bulk(postgres_datastore.snapshot_reader(rev), _grid())
         assert (engine.stats.prefetches, engine.stats.datastore_queries) == (1, 3)
 
     async def test_many_subjects_load_closures_in_batches(
         self, postgres_datastore: PostgresDatastore
     ) -> None:
-        """250 users cost three closure queries (batches of `CLOSURE_BATCH`), and answer like Check."""
+        """Through the evaluator, 250 users cost three closure queries (batches of `CLOSURE_BATCH`)."""
         members = tuple(f"group:eng#member@user:m{i}" for i in range(0, 250, 2))
         rev = await _load(postgres_datastore, (*RELS, *members))
         reader = postgres_datastore.snapshot_reader(rev)
         requests = [
             CheckRequest(ObjectRef("doc", "3"), "view", SubjectRef("user", f"m{i}")) for i in range(250)
         ]
-        engine = Engine(cache_size=0)
+        engine = Engine(cache_size=0, path_search=False)
         results = await engine.check_bulk(reader, requests)
         assert [r.allowed for r in results] == [i % 2 == 0 for i in range(250)]  # type: ignore[union-attr]
         assert CLOSURE_BATCH == 100
