@@ -17,7 +17,7 @@ conformance suite holds both to the same outcomes.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -128,9 +128,6 @@ class PathOutcome:
       leaf row, a subject-set leaf row or a closure row with a caveat or an expiration,
       or a leaf subject set neither in `closure_nodes` nor in `ignored_sets`.
     - `cut`: a state was reached at `max_steps`, so the walk may be incomplete.
-    - `closure`: the subject's closure levels read for this item, by closure node (group
-      id -> level, below `max_levels`), when they were read and no row of them was
-      conditional; else None. Items of one subject may share the mapping: do not mutate it.
     """
 
     matches: tuple[tuple[int, int | None], ...] = ()
@@ -138,7 +135,6 @@ class PathOutcome:
     deepest: int = 0
     marked: bool = False
     cut: bool = False
-    closure: Mapping[tuple[str, str], Mapping[str, int]] | None = None
 
 
 DEFAULT_MAX_LEVELS = 64
@@ -224,17 +220,13 @@ async def _search_one(  # noqa: PLR0917 - the reference's arguments, as the prot
     """One item from `start` ((resource type, node), resource id); `max_levels` 0 reads no closure."""
     walk = await _walk(reader, plan, start, subject_id, max_steps)
     closures: dict[tuple[str, str], dict[str, int]] = {node: {} for node in plan.closure_nodes}
-    read: dict[tuple[str, str], dict[str, int]] | None = None
     if walk.subject_sets and not walk.matches and max_levels > 0:
-        conditional = False
         for node in plan.closure_nodes:
-            levels, node_conditional = await _closure_levels(
+            levels, conditional = await _closure_levels(
                 reader, node, plan.subject_type, subject_id, max_levels
             )
             closures[node] = levels
-            conditional = conditional or node_conditional
-        walk.marked = walk.marked or conditional
-        read = None if conditional else closures
+            walk.marked = walk.marked or conditional
     unmatched: set[tuple[str, str, str, int]] = set()
     for row, step_no in walk.subject_sets:
         set_node = (row.subject.type, row.subject.relation or "")
@@ -255,7 +247,6 @@ async def _search_one(  # noqa: PLR0917 - the reference's arguments, as the prot
         deepest=walk.deepest,
         marked=walk.marked,
         cut=walk.deepest >= max_steps,
-        closure=read,
     )
 
 

@@ -116,9 +116,6 @@ async def answer_by_paths(
         )
         for item, outcome in zip(items, found, strict=True):
             item.outcome = item.resolve(outcome)
-            if outcome.closure is not None:  # read by the search: later requests need not
-                for (node_type, node_relation), levels in outcome.closure.items():
-                    closures.remember(node_type, node_relation, item.subject, levels)
 
     await asyncio.gather(*(search(items) for items in batches.values()))
     pending: dict[tuple[str, str], list[tuple[_Item, dict[str, int]]]] = defaultdict(list)

@@ -312,24 +312,6 @@ class ClosureResolver:
         self._shared.put(key, closure)
         self._tasks[key] = _done(closure)
 
-    def remember(
-        self, resource_type: str, relation: str, subject: SubjectRef, levels: Mapping[str, int]
-    ) -> None:
-        """Record the closure of plain `subject` read elsewhere (a CheckBulk path search), by level.
-
-        `levels` must come from rows none of which had a caveat or an expiration. It may
-        stop at a level cap: a group missing from it is treated as not holding the subject,
-        and the checker then asks for a chain that long below it (`chain_reaches`), exactly
-        as for any group outside a closure. Closures already known or loading, and closures
-        larger than `MAX_CLOSURE_ROWS` (which `get` would not use either), are not stored.
-        """
-        key = self._key(resource_type, relation, subject)
-        if key is None or key in self._tasks or len(levels) > MAX_CLOSURE_ROWS:
-            return
-        closure = Closure(levels)
-        self._shared.put(key, closure)
-        self._tasks[key] = _done(closure)
-
     async def prime(self, resource_type: str, relation: str, subjects: Sequence[SubjectRef]) -> None:
         """Load the closures of many plain `subjects` at once, when the reader can.
 

@@ -81,21 +81,18 @@ up(sid, gt, gr, gid, lvl, flag) AS (
     WHERE up.lvl + 1 < $11 AND {_LIVE}
 ),
 closure AS (SELECT sid, gt, gr, gid, min(lvl) AS lvl FROM up GROUP BY sid, gt, gr, gid)
-SELECT 0 AS kind, w.item, w.n, w.t, w.id, w.srel, w.flag, c.lvl, NULL AS sid
+SELECT 0 AS kind, w.item, w.n, w.t, w.id, w.srel, w.flag, c.lvl
 FROM walk w
 LEFT JOIN need ON need.item = w.item
 LEFT JOIN closure c ON need.item IS NOT NULL
     AND c.sid = w.sid AND c.gt = w.t AND c.gr = w.srel AND c.gid = w.id
 WHERE w.srel IS NOT NULL
 UNION ALL
-SELECT 1, item, max(n), NULL, NULL, NULL, bool_or(flag), NULL, NULL
+SELECT 1, item, max(n), NULL, NULL, NULL, bool_or(flag), NULL
 FROM walk WHERE p IS NOT NULL GROUP BY item
 UNION ALL
-SELECT 2, need.item, NULL, NULL, NULL, NULL, true, NULL, NULL FROM need
+SELECT 2, need.item, NULL, NULL, NULL, NULL, true, NULL FROM need
 WHERE EXISTS (SELECT 1 FROM up WHERE up.sid = need.sid AND up.flag)
-UNION ALL
-SELECT 3, NULL, NULL, gt, gid, gr, NULL, lvl, sid FROM closure
-WHERE NOT EXISTS (SELECT 1 FROM up WHERE up.sid = closure.sid AND up.flag)
 """  # noqa: S608 - column names are constants; every value is a $n parameter
 """$2/$3 each item's resource type and start node, $4/$5 resource and subject ids, $6 steps (JSON), $7 subject
 type, $8 max steps, $9/$10 closure nodes, $11 closure levels, $12 items whose closures are
@@ -103,8 +100,7 @@ skipped. A walk row is a state (`p`, the
 node reached through an arrow), a leaf (`srel`: '' for the subject or its wildcard, else the
 subject set's relation), or both. Rows out: (kind, item, ...): kind 0 a leaf row (step + 1,
 subject, conditional, closure level), 1 an item's deepest state and whether an arrow row it
-followed was conditional, 2 an item whose closure read a conditional row, 3 a group of a
-subject's closure (type, id, relation, level, subject id) when none was conditional. Closures are walked
+followed was conditional, 2 an item whose closure read a conditional row. Closures are walked
 for the items (`need`) that met a subject set and no plain match, once per subject: a bulk of
 one user's checks walks that user's groups once."""
 
@@ -133,85 +129,47 @@ def plan_parameters(plan: PathPlan) -> tuple[str, list[str], list[str]]:
     )
 
 
-def outcomes(
-    plan: PathPlan,
-    items: Sequence[tuple[str, str]],
-    rows: Sequence[Any],
-    read_closures: Sequence[bool],
-    max_steps: int,
-) -> list[PathOutcome]:
-    """Fold `SEARCH_PATHS_SQL`'s rows into one `PathOutcome` per item (1-based item numbers).
-
-    `read_closures[i]`: the statement may read item i's closure (not skipped, levels > 0).
-    """
-    count = len(items)
-    plain = [False] * count
+def outcomes(plan: PathPlan, count: int, rows: Sequence[Any], max_steps: int) -> list[PathOutcome]:
+    """Fold `SEARCH_PATHS_SQL`'s rows into one `PathOutcome` per item (1-based item numbers)."""
     matches: list[set[tuple[int, int | None]]] = [set() for _ in range(count)]
-    unmatched: list[set[tuple[str, str, str, int]]] = [set() for _ in range(count)]
+    unmatched: list[list[tuple[str, str, str, int]]] = [[] for _ in range(count)]
     deepest = [0] * count
     marked = [False] * count
-    needed = [False] * count
-    closures: dict[str, dict[tuple[str, str], dict[str, int]]] = {}
-    conditional: set[str] = set()
     closure_nodes = set(plan.closure_nodes)
     ignored = set(plan.ignored_sets)
-    for kind, item, n, stype, sid, srel, flag, level, subject_id in rows:
-        if kind == 3:
-            by_node = closures.get(subject_id)
-            if by_node is None:
-                by_node = closures[subject_id] = {node: {} for node in plan.closure_nodes}
-            by_node[(stype, srel)][sid] = level
-            continue
+    for kind, item, n, stype, sid, srel, flag, level in rows:
         i = item - 1
         if kind == 1:
             deepest[i] = n
             marked[i] = marked[i] or flag
-            continue
-        if kind == 2:
+        elif kind == 2:
             marked[i] = True
-            conditional.add(items[i][1])
-            continue
-        step = n - 1
-        if not srel:  # the subject itself or its wildcard (the statement keeps no other plain row)
-            plain[i] = True
-            matches[i].add((step, None))
+        elif not srel:  # the subject itself or its wildcard (the statement keeps no other plain row)
+            matches[i].add((n - 1, None))
             marked[i] = marked[i] or flag
+        elif (stype, srel) in ignored:
             continue
-        needed[i] = True  # a subject set met: the closure is read unless a plain match is too
-        node = (stype, srel)
-        if node in ignored:
-            continue
-        if node not in closure_nodes:
+        elif (stype, srel) not in closure_nodes:
             marked[i] = True
-            continue
-        marked[i] = marked[i] or flag
-        if level is not None:
-            matches[i].add((step, level))
-            continue
-        unmatched[i].add((stype, srel, sid, step))
-    empty: dict[tuple[str, str], dict[str, int]] = {node: {} for node in plan.closure_nodes}
+        else:
+            marked[i] = marked[i] or flag
+            if level is None:
+                unmatched[i].append((stype, srel, sid, n - 1))
+            else:
+                matches[i].add((n - 1, level))
     return [
         PathOutcome(
-            matches=tuple(sorted(matches[i], key=lambda m: (m[0], -1 if m[1] is None else m[1]))),
-            unmatched_sets=tuple(sorted(unmatched[i])),
+            matches=_sorted_matches(matches[i]),
+            unmatched_sets=tuple(sorted(set(unmatched[i]))) if unmatched[i] else (),
             deepest=deepest[i],
             marked=marked[i],
             cut=deepest[i] >= max_steps,
-            closure=_read_closure(closures, conditional, items[i][1], empty)
-            if needed[i] and not plain[i] and read_closures[i]
-            else None,
         )
         for i in range(count)
     ]
 
 
-def _read_closure(
-    closures: dict[str, dict[tuple[str, str], dict[str, int]]],
-    conditional: set[str],
-    subject_id: str,
-    empty: dict[tuple[str, str], dict[str, int]],
-) -> dict[tuple[str, str], dict[str, int]] | None:
-    """The subject's closure as read (`empty` when it holds no group); None if a row was conditional."""
-    if subject_id in conditional:
-        return None
-    return closures.get(subject_id, empty)
+def _sorted_matches(matches: set[tuple[int, int | None]]) -> tuple[tuple[int, int | None], ...]:
+    if len(matches) < 2:
+        return tuple(matches)
+    return tuple(sorted(matches, key=lambda m: (m[0], -1 if m[1] is None else m[1])))

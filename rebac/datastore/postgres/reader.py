@@ -484,7 +484,7 @@ class PostgresReader:
             max_levels,
             skipped,
         )
-        return outcomes(plan, items, rows, [not skip and max_levels > 0 for skip in skipped], max_steps)
+        return outcomes(plan, len(items), rows, max_steps)
 
     async def subject_set_height(
         self,

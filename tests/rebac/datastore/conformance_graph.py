@@ -245,15 +245,6 @@ _PATHS = (
     "document:stray#parent@user:ann",  # an object with no step from `view`: the path ends there
 )
 
-_CAT = {"core": 0, "backend": 1, "eng": 2}
-"""cat's closure levels in group#member."""
-
-
-def _groups(**levels: int) -> dict[tuple[str, str], dict[str, int]]:
-    """A subject's closure as `PathOutcome.closure` reports it: group id -> level, in group#member."""
-    return {("group", "member"): levels}
-
-
 async def _search(
     ds: Datastore,
     revision: object,
@@ -280,7 +271,7 @@ async def check_search_paths_matches(ds: Datastore) -> None:
         ("deep", "bob"): PathOutcome(
             matches=((2, None),), unmatched_sets=(("group", "member", "eng", 1),), deepest=2
         ),
-        ("deep", "cat"): PathOutcome(matches=((1, 2),), deepest=2, closure=_groups(**_CAT)),
+        ("deep", "cat"): PathOutcome(matches=((1, 2),), deepest=2),
     }
     got = await _search(ds, revision, _VIEW, list(cases))
     assert dict(zip(cases, got, strict=True)) == cases
@@ -296,10 +287,9 @@ async def check_search_paths_wildcard_member(ds: Datastore) -> None:
         "document:everyone#viewer@group:all#member",
         "document:outer#viewer@group:outer#member",
     )
-    everyone = _groups(all=0, outer=1)
     assert await _search(ds, revision, _VIEW, [("everyone", "zed"), ("outer", "zed")]) == [
-        PathOutcome(matches=((0, 0),), closure=everyone),
-        PathOutcome(matches=((0, 1),), closure=everyone),
+        PathOutcome(matches=((0, 0),)),
+        PathOutcome(matches=((0, 1),)),
     ]
 
 
@@ -309,24 +299,24 @@ async def check_search_paths_closures_only_without_a_plain_match(ds: Datastore) 
     revision = await write(ds, *_PATHS)
     # bob is a viewer two folders up: eng, one folder up, is reported unmatched, unread.
     bob, cat = await _search(ds, revision, _VIEW, [("deep", "bob"), ("deep", "cat")])
-    assert bob.closure is None
     assert bob.unmatched_sets == (("group", "member", "eng", 1),)
-    assert cat.closure == _groups(**_CAT)
+    assert cat.matches == ((1, 2),)  # cat is in eng through backend and core: level 2
+    assert cat.unmatched_sets == ()
 
 
 @conformance("graph")
 async def check_search_paths_non_members(ds: Datastore) -> None:
-    """Without a match the outcome still reports how deep the walk went, the groups met unmatched and the closure read."""
+    """Without a match the outcome still reports how deep the walk went and the groups met unmatched."""
     revision = await write(ds, *_PATHS)
     cases = {
         ("direct", "bob"): PathOutcome(),  # another user's grant is not a match
         ("deep", "dan"): PathOutcome(
-            unmatched_sets=(("group", "member", "eng", 1),), deepest=2, closure=_groups()
+            unmatched_sets=(("group", "member", "eng", 1),), deepest=2
         ),
         ("nosuch", "ann"): PathOutcome(),  # an unknown resource: nothing read
         ("star", "ann"): PathOutcome(),  # a wildcard arrow row is not followed
         ("stray", "ann"): PathOutcome(deepest=1),  # followed, then no step from a user
-        ("teams", "ann"): PathOutcome(closure=_groups()),  # an ignored subject set is skipped
+        ("teams", "ann"): PathOutcome(),  # an ignored subject set is skipped
     }
     got = await _search(ds, revision, _VIEW, list(cases))
     assert dict(zip(cases, got, strict=True)) == cases
@@ -343,7 +333,7 @@ async def check_search_paths_cut_at_max_steps(ds: Datastore) -> None:
         PathOutcome(deepest=1, cut=True)  # f1 reached, its viewers not read
     ]
     assert await _search(ds, revision, _VIEW, [("deep", "bob")], max_steps=2) == [
-        PathOutcome(unmatched_sets=(("group", "member", "eng", 1),), deepest=2, cut=True, closure=_groups())
+        PathOutcome(unmatched_sets=(("group", "member", "eng", 1),), deepest=2, cut=True)
     ]
     assert await _search(ds, revision, _VIEW, [("deep", "bob")], max_steps=3) == [
         PathOutcome(matches=((2, None),), unmatched_sets=(("group", "member", "eng", 1),), deepest=2)
@@ -359,11 +349,11 @@ async def check_search_paths_closure_levels(ds: Datastore) -> None:
     revision = await write(ds, *_PATHS)
     items = [("deep", "cat")]
     assert await _search(ds, revision, _VIEW, items, max_levels=3) == [
-        PathOutcome(matches=((1, 2),), deepest=2, closure=_groups(**_CAT))
+        PathOutcome(matches=((1, 2),), deepest=2)
     ]
     assert await _search(ds, revision, _VIEW, items, max_levels=2) == [
         PathOutcome(
-            unmatched_sets=(("group", "member", "eng", 1),), deepest=2, closure=_groups(core=0, backend=1)
+            unmatched_sets=(("group", "member", "eng", 1),), deepest=2
         )
     ]
     assert await _search(ds, revision, _VIEW, items, max_levels=0) == [
@@ -376,14 +366,14 @@ async def check_search_paths_skip_closures(ds: Datastore) -> None:
     """`skip_closures` exempts items from the closure read (their sets are unmatched); missing entries do not."""
     revision = await write(ds, *_PATHS)
     items = [("deep", "cat"), ("deep", "cat"), ("deep", "cat")]
-    read = PathOutcome(matches=((1, 2),), deepest=2, closure=_groups(**_CAT))
+    read = PathOutcome(matches=((1, 2),), deepest=2)
     skipped = PathOutcome(unmatched_sets=(("group", "member", "eng", 1),), deepest=2)
     assert await _search(ds, revision, _VIEW, items, skip_closures=[True, False]) == [skipped, read, read]
 
 
 @conformance("graph")
 async def check_search_paths_without_closure_nodes(ds: Datastore) -> None:
-    """A plan with no closure nodes reports an empty closure read when it meets an ignored subject set."""
+    """A plan with no closure nodes skips an ignored subject set and follows no arrow."""
     plan = PathPlan(
         resource_type="document",
         start="viewer",
@@ -393,7 +383,7 @@ async def check_search_paths_without_closure_nodes(ds: Datastore) -> None:
     )
     revision = await write(ds, *_PATHS)
     assert await _search(ds, revision, plan, [("teams", "ann"), ("direct", "ann"), ("deep", "ann")]) == [
-        PathOutcome(closure={}),
+        PathOutcome(),
         PathOutcome(matches=((0, None),)),
         PathOutcome(),  # `parent` is no step of this plan
     ]
@@ -404,8 +394,8 @@ async def check_search_paths_marks_an_unknown_subject_set(ds: Datastore) -> None
     """A subject set neither closed over nor ignored marks the item (the evaluator must walk it)."""
     revision = await write(ds, *_PATHS)
     assert await _search(ds, revision, _VIEW, [("orgs", "ann"), ("teams", "ann")]) == [
-        PathOutcome(marked=True, closure=_groups()),
-        PathOutcome(closure=_groups()),
+        PathOutcome(marked=True),
+        PathOutcome(),
     ]
 
 
@@ -433,14 +423,14 @@ async def check_search_paths_marks_caveats_and_expirations(ds: Datastore) -> Non
         ("caveated_leaf", "ann"): PathOutcome(matches=((0, None),), marked=True),
         ("caveated_leaf", "bob"): PathOutcome(),
         # a subject-set leaf row, matching or not
-        ("caveated_set", "cat"): PathOutcome(matches=((0, 0),), marked=True, closure=_groups(**_CAT)),
+        ("caveated_set", "cat"): PathOutcome(matches=((0, 0),), marked=True),
         ("caveated_set", "dan"): PathOutcome(
-            unmatched_sets=(("group", "member", "core", 0),), marked=True, closure=_groups()
+            unmatched_sets=(("group", "member", "core", 0),), marked=True
         ),
         # a closure row on the way up from the subject: the closure is not reported
         ("vip", "eve"): PathOutcome(matches=((0, 0),), marked=True),
         ("deep", "eve"): PathOutcome(unmatched_sets=(("group", "member", "eng", 1),), deepest=2, marked=True),
-        ("vip", "dan"): PathOutcome(unmatched_sets=(("group", "member", "vip", 0),), closure=_groups()),
+        ("vip", "dan"): PathOutcome(unmatched_sets=(("group", "member", "vip", 0),)),
     }
     got = await _search(ds, revision, _VIEW, list(cases))
     assert dict(zip(cases, got, strict=True)) == cases
@@ -455,11 +445,11 @@ async def check_search_paths_by_revision(ds: Datastore) -> None:
     unmatched = (("group", "member", "eng", 1),)
     assert await _search(ds, before, _VIEW, items) == [
         PathOutcome(matches=((2, None),), unmatched_sets=unmatched, deepest=2),
-        PathOutcome(matches=((1, 2),), deepest=2, closure=_groups(**_CAT)),
+        PathOutcome(matches=((1, 2),), deepest=2),
     ]
     assert await _search(ds, after, _VIEW, items) == [
-        PathOutcome(unmatched_sets=unmatched, deepest=2, closure=_groups()),
-        PathOutcome(unmatched_sets=unmatched, deepest=2, closure=_groups()),
+        PathOutcome(unmatched_sets=unmatched, deepest=2),
+        PathOutcome(unmatched_sets=unmatched, deepest=2),
     ]
 
 
@@ -468,7 +458,7 @@ async def check_search_paths_many_items_in_order(ds: Datastore) -> None:
     """One call answers every item in order, repeats and one resource for several subjects included."""
     revision = await write(ds, *_PATHS)
     items = [("deep", "cat"), ("direct", "bob"), ("deep", "bob"), ("direct", "ann"), ("deep", "cat")]
-    cat = PathOutcome(matches=((1, 2),), deepest=2, closure=_groups(**_CAT))
+    cat = PathOutcome(matches=((1, 2),), deepest=2)
     assert await _search(ds, revision, _VIEW, items) == [
         cat,
         PathOutcome(),
@@ -525,8 +515,8 @@ async def check_search_paths_compiled_plan(ds: Datastore) -> None:
     assert await _search(ds, revision, compiled.search, items) == [
         PathOutcome(matches=((0, None),), unmatched_sets=unmatched, deepest=2),  # owner
         PathOutcome(matches=((2, None),), unmatched_sets=unmatched, deepest=2),  # b's owner
-        PathOutcome(matches=((1, 0),), deepest=2, closure=_groups(eng=0)),  # a's editor group
-        PathOutcome(unmatched_sets=unmatched, deepest=2, closure=_groups()),
+        PathOutcome(matches=((1, 0),), deepest=2),  # a's editor group
+        PathOutcome(unmatched_sets=unmatched, deepest=2),
         PathOutcome(matches=((1, None),), deepest=1),  # b's viewer
         PathOutcome(matches=((1, None),), deepest=1),  # c's viewers: everyone
     ]
