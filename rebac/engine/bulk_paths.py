@@ -199,18 +199,26 @@ async def _check_chains(
 ) -> None:
     """Answer "no" for items whose unmatched subject sets have no chain as long as the depth left.
 
-    One `chain_reaches` per closure node over every id of every item, at the smallest cap
-    among them (a chain shorter than that is shorter than each item's own); when some
-    chain reaches it, the node's items are left to the evaluator.
+    Per closure node: ids whose chain height bound (recorded at this revision) is below
+    their cap need nothing; one `chain_reaches` over the others, at the smallest of their
+    caps (a chain shorter than that is shorter than each item's own). When some chain
+    reaches it, the items that met one of those ids are left to the evaluator.
     """
     closures = scope.closures
     assert closures is not None  # noqa: S101 - answer_by_paths checked it
     blocked: set[int] = set()
     for (stype, srel), entries in pending.items():
-        ids = tuple(sorted({sid for _, caps in entries for sid in caps}))
-        cap = min(cap for _, caps in entries for cap in caps.values())
-        if await closures.chain_reaches(stype, srel, ids, cap, pool=frozenset(ids)):
-            blocked.update(id(item) for item, _ in entries)
+        caps: dict[str, int] = {}
+        for _, item_caps in entries:
+            for sid, cap in item_caps.items():
+                caps[sid] = min(cap, caps.get(sid, cap))
+        unbounded = closures.unbounded(stype, srel, caps)
+        if not unbounded:
+            continue
+        ids = tuple(sorted(unbounded))
+        if await closures.chain_reaches(stype, srel, ids, min(caps[sid] for sid in ids), pool=frozenset(ids)):
+            asked = set(ids)
+            blocked.update(id(item) for item, item_caps in entries if not asked.isdisjoint(item_caps))
     decided: set[int] = set()
     for entries in pending.values():
         for item, _ in entries:

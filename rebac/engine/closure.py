@@ -273,6 +273,15 @@ class ClosureResolver:
                 return False
         return True
 
+    def unbounded(self, resource_type: str, relation: str, caps: Mapping[str, int]) -> list[str]:
+        """The ids of `caps` (id -> cap) whose chains are not known to stay below their cap.
+
+        Known: a chain height bound recorded at this revision (`ClosureCache.bound_heights`)
+        below the id's cap; `chain_reaches` over the others answers for all of them.
+        """
+        bounds = self._shared.height_bounds((self._reader.revision, resource_type, relation)) or {}
+        return [rid for rid, cap in caps.items() if (bound := bounds.get(rid)) is None or bound >= cap]
+
     def _known_height(self, resource_type: str, relation: str, ids: tuple[str, ...], cap: int) -> int | None:
         """`height` if it is known without waiting (this request's or the shared cache's); else None."""
         key = self._height_key(resource_type, relation, ids, cap)

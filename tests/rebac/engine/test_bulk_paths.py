@@ -621,3 +621,42 @@ class TestCachedEngine:
         assert work.closure_hits > 0
         for request, expected in zip(requests, reference, strict=True):
             assert await engine.check(reader, request, now=NOW) == expected, request
+
+
+
+
+class TestChainHeights:
+    GROUPS = (
+        "document:d1#viewer@group:g1#member",
+        "document:d2#viewer@group:g2#member",
+        "group:g1#member@group:g3#member",
+        "group:g3#member@user:ann",
+        "group:g2#member@user:bob",
+    )
+
+    async def test_only_groups_without_a_height_bound_are_measured(
+        self, load: Load, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A "no" next to a group needs the group's chain height once per revision.
+
+        The first bulk measures the groups it met; a later bulk measures only groups not
+        met before, and none at all once every group it meets was measured.
+        """
+        reader = await load(self.GROUPS)
+        measured: list[tuple[str, ...]] = []
+        height = reader.subject_set_height  # type: ignore[attr-defined]
+
+        async def spy(resource_type: str, relation: str, ids: Sequence[str], **kw: Any) -> int:
+            measured.append(tuple(ids))
+            return int(await height(resource_type, relation, ids, **kw))
+
+        monkeypatch.setattr(reader, "subject_set_height", spy)
+        engine = Engine()
+        zoe = [_req("document:d1", "view", "user:zoe"), _req("document:d2", "view", "user:zoe")]
+        assert [_perm(a) for a in await engine.check_bulk(reader, zoe[:1], now=NOW)] == [NO]
+        assert measured == [("g1",)]
+        assert [_perm(a) for a in await engine.check_bulk(reader, zoe, now=NOW)] == [NO, NO]
+        assert measured == [("g1",), ("g2",)]  # g1 is bounded already: only g2 is measured
+        assert [_perm(a) for a in await engine.check_bulk(reader, zoe, now=NOW)] == [NO, NO]
+        assert measured == [("g1",), ("g2",)]
+        assert engine.stats.path_answers == 5
