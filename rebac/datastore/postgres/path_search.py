@@ -1,10 +1,11 @@
 """`PathSearchReader.search_paths` for Postgres: every item's walk in one recursive statement.
 
 The statement walks states (item, object, node, step) with one index scan of each state's
-object, whatever its relations: the plan, sent as JSON (type -> node -> relation -> next
-nodes, null for a leaf), picks the rows that lead on or are leaves, so a state costs one
+object, whatever its relations: the plan, sent as JSON (type -> node -> relation -> action:
+"leaf" and/or "to" a node), picks the rows that lead on or are leaves, so a state costs one
 scan however many steps leave it. Each subject's closures (the `closure_nodes` groups that
-hold it, with their levels) are walked upward only for the items that met a subject set.
+hold it, with their levels) are walked upward once per subject, only for the items that met
+a subject set and no plain match, and that the caller did not exempt.
 The rows come back tagged by kind and `outcomes` folds them into one `PathOutcome` per
 item, by the rules of the reference (`rebac.datastore.path_search.search_paths_by_queries`).
 """
