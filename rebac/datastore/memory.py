@@ -525,7 +525,6 @@ class MemoryReader:
             self, resource_type, relation, resource_ids, max_height=max_height
         )
 
-
 class MemoryTransaction(MemoryReader):
     """A transaction of a MemoryDatastore: its start snapshot plus buffered writes.
 

@@ -17,9 +17,9 @@ conformance suite holds both to the same outcomes.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from rebac.datastore.filters import RelationshipFilter, SubjectFilter
 from rebac.datastore.protocol import Reader
@@ -27,12 +27,17 @@ from rebac.tuples import WILDCARD, Relationship
 
 __all__ = [
     "DEFAULT_MAX_LEVELS",
+    "OutcomeFacts",
     "PathOutcome",
     "PathPlan",
     "PathSearchReader",
     "PathStep",
+    "per_item",
     "search_paths_by_queries",
+    "sorted_matches",
 ]
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +142,74 @@ class PathOutcome:
     cut: bool = False
 
 
+def sorted_matches(matches: Iterable[tuple[int, int | None]]) -> tuple[tuple[int, int | None], ...]:
+    """`PathOutcome.matches` order: by step, then level (the subject itself, level None, first)."""
+    return tuple(sorted(matches, key=lambda match: (match[0], -1 if match[1] is None else match[1])))
+
+
+@dataclass(slots=True)
+class OutcomeFacts:
+    """What one item's search met, folded into its `PathOutcome` by the plan's rules.
+
+    Each implementation gathers the facts its own way (rows read one by one, or a
+    statement's rows); the rules of what they mean live here once.
+    """
+
+    matches: set[tuple[int, int | None]] = field(default_factory=set)
+    unmatched: set[tuple[str, str, str, int]] = field(default_factory=set)
+    deepest: int = 0
+    marked: bool = False
+
+    def mark_if(self, conditional: bool) -> None:  # noqa: FBT001 - a fact, not an option
+        """A row on the item's way had a caveat or an expiration (when `conditional`)."""
+        self.marked = self.marked or conditional
+
+    def plain_match(self, step: int, conditional: bool) -> None:  # noqa: FBT001 - a fact, not an option
+        """A leaf row at `step` holds the subject itself or its wildcard."""
+        self.matches.add((step, None))
+        self.mark_if(conditional)
+
+    def subject_set(  # noqa: PLR0917 - one leaf row's facts
+        self,
+        plan: PathPlan,
+        node: tuple[str, str],
+        subject_id: str,
+        step: int,
+        conditional: bool,  # noqa: FBT001 - a fact, not an option
+        level: int | None,
+    ) -> None:
+        """A leaf row at `step` holds the subject set `node[0]:subject_id#node[1]`.
+
+        `level`: the subject's closure level in that group, None when the closure does not
+        hold it (or was not read). Ignored sets are skipped; sets of no closure node mark.
+        """
+        if node in plan.ignored_sets:
+            return
+        if node not in plan.closure_nodes:
+            self.marked = True
+            return
+        self.mark_if(conditional)
+        if level is None:
+            self.unmatched.add((*node, subject_id, step))
+        else:
+            self.matches.add((step, level))
+
+    def outcome(self, max_steps: int) -> PathOutcome:
+        """The `PathOutcome` of these facts, for a search that expanded states below `max_steps`."""
+        return PathOutcome(
+            matches=sorted_matches(self.matches),
+            unmatched_sets=tuple(sorted(self.unmatched)),
+            deepest=self.deepest,
+            marked=self.marked,
+            cut=self.deepest >= max_steps,
+        )
+
+
+def per_item(values: Sequence[_T], count: int, *, default: _T) -> list[_T]:
+    """`values` by item for `count` items, `default` for the items it does not reach."""
+    return [*values[:count], *[default] * (count - len(values))]
+
+
 DEFAULT_MAX_LEVELS = 64
 """Closure levels walked unless the caller says otherwise (the engine passes its depth limit)."""
 
@@ -186,27 +259,13 @@ async def search_paths_by_queries(
     roots: Sequence[tuple[str, str]] = (),
 ) -> list[PathOutcome]:
     """See `PathSearchReader.search_paths`; one query per state and relation (reference)."""
+    count = len(items)
+    starts = per_item(roots, count, default=(plan.resource_type, plan.start))
+    skipped = per_item(skip_closures, count, default=False)
     return [
-        await _search_one(
-            reader,
-            plan,
-            (roots[i] if i < len(roots) else (plan.resource_type, plan.start), rid),
-            sid,
-            max_steps,
-            0 if i < len(skip_closures) and skip_closures[i] else max_levels,
-        )
-        for i, (rid, sid) in enumerate(items)
+        await _search_one(reader, plan, (start, rid), sid, max_steps, 0 if skip else max_levels)
+        for (rid, sid), start, skip in zip(items, starts, skipped, strict=True)
     ]
-
-
-@dataclass(slots=True)
-class _Walk:
-    """What one item's walk met: plain matches, leaf subject-set rows, depth, marks."""
-
-    matches: set[tuple[int, int | None]] = field(default_factory=set)
-    subject_sets: list[tuple[Relationship, int]] = field(default_factory=list)
-    deepest: int = 0
-    marked: bool = False
 
 
 async def _search_one(  # noqa: PLR0917 - the reference's arguments, as the protocol has them
@@ -218,43 +277,37 @@ async def _search_one(  # noqa: PLR0917 - the reference's arguments, as the prot
     max_levels: int,
 ) -> PathOutcome:
     """One item from `start` ((resource type, node), resource id); `max_levels` 0 reads no closure."""
-    walk = await _walk(reader, plan, start, subject_id, max_steps)
+    facts = OutcomeFacts()
+    subject_sets = await _walk(reader, plan, start, subject_id, max_steps, facts)
     closures: dict[tuple[str, str], dict[str, int]] = {node: {} for node in plan.closure_nodes}
-    if walk.subject_sets and not walk.matches and max_levels > 0:
+    if subject_sets and not facts.matches and max_levels > 0:
         for node in plan.closure_nodes:
             levels, conditional = await _closure_levels(
                 reader, node, plan.subject_type, subject_id, max_levels
             )
             closures[node] = levels
-            walk.marked = walk.marked or conditional
-    unmatched: set[tuple[str, str, str, int]] = set()
-    for row, step_no in walk.subject_sets:
-        set_node = (row.subject.type, row.subject.relation or "")
-        if set_node in plan.ignored_sets:
-            continue
-        if set_node not in closures:
-            walk.marked = True
-            continue
-        walk.marked = walk.marked or _conditional(row)
-        level = closures[set_node].get(row.subject.id)
-        if level is None:
-            unmatched.add((*set_node, row.subject.id, step_no))
-        else:
-            walk.matches.add((step_no, level))
-    return PathOutcome(
-        matches=tuple(sorted(walk.matches, key=_match_order)),
-        unmatched_sets=tuple(sorted(unmatched)),
-        deepest=walk.deepest,
-        marked=walk.marked,
-        cut=walk.deepest >= max_steps,
-    )
+            facts.mark_if(conditional)
+    for row, step in subject_sets:
+        node = (row.subject.type, row.subject.relation or "")
+        level = closures.get(node, {}).get(row.subject.id)
+        facts.subject_set(plan, node, row.subject.id, step, _conditional(row), level)
+    return facts.outcome(max_steps)
 
 
-async def _walk(
-    reader: Reader, plan: PathPlan, start: tuple[tuple[str, str], str], subject_id: str, max_steps: int
-) -> _Walk:
-    """Breadth first by step: each state's relations read one by one, states below `max_steps` expanded."""
-    walk = _Walk()
+async def _walk(  # noqa: PLR0917 - the walk and where its facts go
+    reader: Reader,
+    plan: PathPlan,
+    start: tuple[tuple[str, str], str],
+    subject_id: str,
+    max_steps: int,
+    facts: OutcomeFacts,
+) -> list[tuple[Relationship, int]]:
+    """The leaf subject-set rows met, with their steps (their closures are read after the walk).
+
+    Breadth first by step, each state's relations read one by one, states below `max_steps`
+    expanded; arrow rows, plain matches and the depth reached go to `facts`.
+    """
+    subject_sets: list[tuple[Relationship, int]] = []
     (resource_type, node), resource_id = start
     frontier = {(resource_type, resource_id, node)}
     for step_no in range(max_steps):
@@ -266,22 +319,17 @@ async def _walk(
                     subject = row.subject
                     if step.target is not None:
                         if not subject.is_wildcard:
-                            walk.marked = walk.marked or _conditional(row)
+                            facts.mark_if(_conditional(row))
                             nxt.add((subject.type, subject.id, step.target))
                     elif subject.relation is not None:
-                        walk.subject_sets.append((row, step_no))
+                        subject_sets.append((row, step_no))
                     elif subject.type == plan.subject_type and subject.id in (subject_id, WILDCARD):
-                        walk.marked = walk.marked or _conditional(row)
-                        walk.matches.add((step_no, None))
+                        facts.plain_match(step_no, _conditional(row))
         if not nxt:
             break
         frontier = nxt
-        walk.deepest = step_no + 1
-    return walk
-
-
-def _match_order(match: tuple[int, int | None]) -> tuple[int, int]:
-    return match[0], -1 if match[1] is None else match[1]
+        facts.deepest = step_no + 1
+    return subject_sets
 
 
 async def _closure_levels(

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
-from rebac.datastore.path_search import PathOutcome, PathPlan, PathSearchReader
+from rebac.datastore.path_search import PathOutcome, PathPlan, PathSearchReader, sorted_matches
 from rebac.engine.closure import Closure, ClosureResolver
 from rebac.engine.dispatch import DispatchCheckRequest, RequestScope
 from rebac.engine.path_plan import BulkPathPlan
@@ -68,13 +68,7 @@ class _Item:
                 unmatched.append((stype, srel, sid, step))
             else:
                 matches.add((step, level))
-        return replace(
-            outcome, matches=tuple(sorted(matches, key=_match_key)), unmatched_sets=tuple(unmatched)
-        )
-
-
-def _match_key(match: tuple[int, int | None]) -> tuple[int, int]:
-    return match[0], -1 if match[1] is None else match[1]
+        return replace(outcome, matches=sorted_matches(matches), unmatched_sets=tuple(unmatched))
 
 
 async def answer_by_paths(

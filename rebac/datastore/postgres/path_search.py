@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from rebac.datastore.path_search import PathOutcome, PathPlan
+from rebac.datastore.path_search import OutcomeFacts, PathOutcome, PathPlan
 from rebac.datastore.postgres.visibility import LIVE_AT
 
 __all__ = ["SEARCH_PATHS_SQL", "outcomes", "plan_parameters"]
@@ -132,45 +132,16 @@ def plan_parameters(plan: PathPlan) -> tuple[str, list[str], list[str]]:
 
 def outcomes(plan: PathPlan, count: int, rows: Sequence[Any], max_steps: int) -> list[PathOutcome]:
     """Fold `SEARCH_PATHS_SQL`'s rows into one `PathOutcome` per item (1-based item numbers)."""
-    matches: list[set[tuple[int, int | None]]] = [set() for _ in range(count)]
-    unmatched: list[list[tuple[str, str, str, int]]] = [[] for _ in range(count)]
-    deepest = [0] * count
-    marked = [False] * count
-    closure_nodes = set(plan.closure_nodes)
-    ignored = set(plan.ignored_sets)
+    facts = [OutcomeFacts() for _ in range(count)]
     for kind, item, n, stype, sid, srel, flag, level in rows:
-        i = item - 1
+        item_facts = facts[item - 1]
         if kind == 1:
-            deepest[i] = n
-            marked[i] = marked[i] or flag
+            item_facts.deepest = n
+            item_facts.mark_if(flag)
         elif kind == 2:
-            marked[i] = True
+            item_facts.marked = True
         elif not srel:  # the subject itself or its wildcard (the statement keeps no other plain row)
-            matches[i].add((n - 1, None))
-            marked[i] = marked[i] or flag
-        elif (stype, srel) in ignored:
-            continue
-        elif (stype, srel) not in closure_nodes:
-            marked[i] = True
+            item_facts.plain_match(n - 1, flag)
         else:
-            marked[i] = marked[i] or flag
-            if level is None:
-                unmatched[i].append((stype, srel, sid, n - 1))
-            else:
-                matches[i].add((n - 1, level))
-    return [
-        PathOutcome(
-            matches=_sorted_matches(matches[i]),
-            unmatched_sets=tuple(sorted(set(unmatched[i]))) if unmatched[i] else (),
-            deepest=deepest[i],
-            marked=marked[i],
-            cut=deepest[i] >= max_steps,
-        )
-        for i in range(count)
-    ]
-
-
-def _sorted_matches(matches: set[tuple[int, int | None]]) -> tuple[tuple[int, int | None], ...]:
-    if len(matches) < 2:
-        return tuple(matches)
-    return tuple(sorted(matches, key=lambda m: (m[0], -1 if m[1] is None else m[1])))
+            item_facts.subject_set(plan, (stype, srel), sid, n - 1, flag, level)
+    return [item_facts.outcome(max_steps) for item_facts in facts]

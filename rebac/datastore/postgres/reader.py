@@ -22,7 +22,7 @@ from typing import Any, Protocol, cast
 import asyncpg
 
 from rebac.datastore.filters import ANY_RELATION, RelationshipFilter
-from rebac.datastore.path_search import DEFAULT_MAX_LEVELS, PathOutcome, PathPlan
+from rebac.datastore.path_search import DEFAULT_MAX_LEVELS, PathOutcome, PathPlan, per_item
 from rebac.datastore.postgres.errors import map_asyncpg_errors
 from rebac.datastore.postgres.path_search import SEARCH_PATHS_SQL, outcomes, plan_parameters
 from rebac.datastore.postgres.revisions import PostgresRevision
@@ -468,8 +468,7 @@ class PostgresReader:
         if not items:
             return []
         steps, closure_types, closure_relations = plan_parameters(plan)
-        skipped = [i < len(skip_closures) and skip_closures[i] for i in range(len(items))]
-        starts = [roots[i] if i < len(roots) else (plan.resource_type, plan.start) for i in range(len(items))]
+        starts = per_item(roots, len(items), default=(plan.resource_type, plan.start))
         rows = await self._fetch(
             SEARCH_PATHS_SQL,
             [resource_type for resource_type, _ in starts],
@@ -482,7 +481,7 @@ class PostgresReader:
             closure_types,
             closure_relations,
             max_levels,
-            skipped,
+            per_item(skip_closures, len(items), default=False),
         )
         return outcomes(plan, len(items), rows, max_steps)
 
