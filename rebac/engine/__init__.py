@@ -70,10 +70,15 @@ _PREFETCH_ROWS_PER_ID = 50
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """The up-front reads of a root question: an arrow walk and the closures it may use."""
+    """What a root question needs planned, memoized per schema (`Engine._plan`).
+
+    Its up-front reads (an arrow walk and the closures it may use) and, for CheckBulk, its
+    path search (None where it has none).
+    """
 
     walk: WalkPlan | None
     closure_nodes: tuple[tuple[str, str], ...]
+    path: BulkPathPlan | None
 
 
 _NO = CheckResult(Permissionship.NO_PERMISSION)
@@ -132,7 +137,6 @@ class Engine:
         self._reachability: tuple[CompiledSchema, Reachability] | None = None
         self._closures = ClosureCache(cache_size)
         self._plans: tuple[CompiledSchema, dict[tuple[str, str, str], _Plan]] | None = None
-        self._path_plans: tuple[CompiledSchema, dict[tuple[str, str, str], BulkPathPlan | None]] | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -188,7 +192,11 @@ class Engine:
                 for node in sorted(scope.reachability.reachable((resource_type, permission)))
                 if is_closure_node(schema, node[0], node[1], subject_type)
             )
-            plan = _Plan(walk_plan(schema, scope.reachability, resource_type, permission), closure_nodes)
+            plan = _Plan(
+                walk_plan(schema, scope.reachability, resource_type, permission),
+                closure_nodes,
+                compile_path_plan(schema, scope.reachability, resource_type, permission, subject_type),
+            )
             plans[key] = plan
         return plan
 
@@ -476,6 +484,17 @@ class Engine:
             for i in items:
                 out[i] = err
             return
+        self._fill(scope, members, items, requests, out)
+
+    def _fill(
+        self,
+        scope: RequestScope,
+        members: MembershipSet,
+        items: Iterable[int],
+        requests: Sequence[CheckRequest],
+        out: list[CheckResult | RebacError],
+    ) -> None:
+        """`out[i]` for each of `items`: its request's result from `members`, or its own error."""
         for i in items:
             try:
                 out[i] = self._result(scope, members, requests[i].resource.id, requests[i].context)
@@ -529,17 +548,6 @@ class Engine:
             prepared.append((scope, request, items, scope is common))
         return prepared
 
-    def _path_plan(self, scope: RequestScope, request: DispatchCheckRequest) -> BulkPathPlan | None:
-        """`compile_path_plan` for this root question (memoized per schema)."""
-        schema = scope.schema
-        if self._path_plans is None or self._path_plans[0] is not schema:
-            self._path_plans = (schema, {})
-        plans = self._path_plans[1]
-        key = (request.resource_type, request.relation, request.subject.type)
-        if key not in plans:
-            plans[key] = compile_path_plan(schema, scope.reachability, *key)
-        return plans[key]
-
     async def _bulk_by_paths(
         self,
         scope: RequestScope,
@@ -559,7 +567,9 @@ class Engine:
             return prepared
         try:
             answers = await answer_by_paths(
-                scope, [prepared[i][1] for i in ask], lambda request: self._path_plan(scope, request)
+                scope,
+                [prepared[i][1] for i in ask],
+                lambda r: self._plan(scope, r.resource_type, r.relation, r.subject.type).path,
             )
         except RebacError:
             return prepared
@@ -581,16 +591,8 @@ class Engine:
     ) -> _Prepared | None:
         """Fill `out` for the items of `entry` whose id is `answered`; the entry for the others."""
         scope, request, items, shares = entry
-        left: list[int] = []
-        for item in items:
-            req = requests[item]
-            if req.resource.id not in answered:
-                left.append(item)
-                continue
-            try:
-                out[item] = self._result(scope, members, req.resource.id, req.context)
-            except RebacError as err:
-                out[item] = err
+        self._fill(scope, members, (i for i in items if requests[i].resource.id in answered), requests, out)
+        left = [i for i in items if requests[i].resource.id not in answered]
         ids = tuple(rid for rid in request.resource_ids if rid not in answered)
         return (scope, replace(request, resource_ids=ids), left, shares) if ids else None
 

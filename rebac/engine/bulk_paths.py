@@ -213,9 +213,7 @@ async def _check_chains(
         if await closures.chain_reaches(stype, srel, ids, min(caps[sid] for sid in ids), pool=frozenset(ids)):
             asked = set(ids)
             blocked.update(id(item) for item, item_caps in entries if not asked.isdisjoint(item_caps))
-    decided: set[int] = set()
     for entries in pending.values():
         for item, _ in entries:
-            if id(item) not in blocked and id(item) not in decided:
-                decided.add(id(item))
+            if id(item) not in blocked:
                 answers.non_members[item.index].add(item.resource_id)

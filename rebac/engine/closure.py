@@ -264,14 +264,7 @@ class ClosureResolver:
 
     def _bounded(self, resource_type: str, relation: str, ids: tuple[str, ...], cap: int) -> bool:
         """True if every id's recorded chain height bound is below `cap`."""
-        bounds = self._shared.height_bounds((self._reader.revision, resource_type, relation))
-        if bounds is None:
-            return False
-        for rid in ids:
-            bound = bounds.get(rid)
-            if bound is None or bound >= cap:
-                return False
-        return True
+        return not self.unbounded(resource_type, relation, dict.fromkeys(ids, cap))
 
     def unbounded(self, resource_type: str, relation: str, caps: Mapping[str, int]) -> list[str]:
         """The ids of `caps` (id -> cap) whose chains are not known to stay below their cap.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 __all__ = ["EngineStats"]
 
@@ -42,17 +42,4 @@ class EngineStats:
 
     def since(self, earlier: EngineStats) -> EngineStats:
         """The work done between `earlier` (a snapshot) and now."""
-        return EngineStats(
-            datastore_queries=self.datastore_queries - earlier.datastore_queries,
-            dispatches=self.dispatches - earlier.dispatches,
-            cache_hits=self.cache_hits - earlier.cache_hits,
-            cache_misses=self.cache_misses - earlier.cache_misses,
-            deduplicated=self.deduplicated - earlier.deduplicated,
-            prefetches=self.prefetches - earlier.prefetches,
-            closure_loads=self.closure_loads - earlier.closure_loads,
-            closure_hits=self.closure_hits - earlier.closure_hits,
-            memo_hits=self.memo_hits - earlier.memo_hits,
-            prefetched_checks=self.prefetched_checks - earlier.prefetched_checks,
-            path_searches=self.path_searches - earlier.path_searches,
-            path_answers=self.path_answers - earlier.path_answers,
-        )
+        return EngineStats(**{f.name: getattr(self, f.name) - getattr(earlier, f.name) for f in fields(self)})
