@@ -159,20 +159,14 @@ class _Compiler:
         """`node` folded over computed usersets (those that cannot reach the subject skipped).
 
         A combined node (``view|comment``) is the union of its parts that the type has and
-        that can reach the subject; the start node is always a single, checked name.
+        that can reach the subject (`compile` checked the start node; arrows only lead to
+        nodes that are both).
         """
         flat = _Flat(set(), set(), 0)
-        parts = node.split(COMBINED)
-        if len(parts) == 1:
-            self._fold(resource_type, node, 0, (), flat)
-            return flat
         definition = self.schema.definition(resource_type)
-        for part in parts:
-            if (
-                definition is not None
-                and definition.member(part) is not None
-                and self._reaches(resource_type, part)
-            ):
+        for part in node.split(COMBINED):
+            defined = definition is not None and definition.member(part) is not None
+            if defined and self._reaches(resource_type, part):
                 self._fold(resource_type, part, 0, (), flat)
         return flat
 
