@@ -28,6 +28,7 @@ from rebac.engine.reachability import Reachability
 from rebac.schema.compiler import compile_schema
 from rebac.tuples import Relationship, RelationshipCaveat, RelationshipUpdate, UpdateOperation, rel
 from tests.rebac.datastore.conformance import conformance, delete, write
+from tests.rebac.engine.path_schemas import COMBINED_ARROWS, DRIVE
 
 _GROUPS = (
     "group:a#member@user:ann",
@@ -469,32 +470,10 @@ async def check_search_paths_many_items_in_order(ds: Datastore) -> None:
     assert await _search(ds, revision, _VIEW, []) == []
 
 
-_DRIVE = """
-definition user {}
-definition group { relation member: user | group#member }
-definition folder {
-  relation parent: folder
-  relation owner: user
-  relation editor: user | group#member
-  relation viewer: user | user:* | group#member
-  permission edit = owner + editor + parent->edit
-  permission view = edit + viewer + parent->view
-}
-definition document {
-  relation parent: folder
-  relation owner: user
-  relation editor: user | group#member
-  relation viewer: user | user:* | group#member
-  permission edit = owner + editor + parent->edit
-  permission view = edit + viewer + parent->view
-}
-"""
-
-
 @conformance("graph")
 async def check_search_paths_compiled_plan(ds: Datastore) -> None:
     """A plan from `compile_path_plan` reads every folded relation of every state."""
-    schema = compile_schema(_DRIVE)
+    schema = compile_schema(DRIVE)
     compiled = compile_path_plan(schema, Reachability(schema), "document", "view", "user")
     assert compiled is not None
     revision = await write(
@@ -522,32 +501,10 @@ async def check_search_paths_compiled_plan(ds: Datastore) -> None:
     ]
 
 
-_COMBINED = """
-definition user {}
-definition folder {
-  relation viewer: user
-  relation commenter: user
-  relation parent: folder
-  permission view = viewer + parent->view
-  permission comment = commenter + parent->comment
-}
-definition box {
-  relation viewer: user
-  relation parent: box
-  permission view = viewer + parent->view
-}
-definition doc {
-  relation parent: folder | box
-  relation viewer: user
-  permission view = viewer + parent->view + parent->comment
-}
-"""
-
-
 @conformance("graph")
 async def check_search_paths_combined_nodes(ds: Datastore) -> None:
     """Two arrows over one relation walk to one combined node (``comment|view``), per object type."""
-    schema = compile_schema(_COMBINED)
+    schema = compile_schema(COMBINED_ARROWS)
     compiled = compile_path_plan(schema, Reachability(schema), "doc", "view", "user")
     assert compiled is not None
     revision = await write(

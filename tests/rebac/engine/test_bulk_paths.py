@@ -27,6 +27,7 @@ from rebac.testing import memory_datastore
 from rebac.tuples import ObjectRef, Relationship, RelationshipUpdate, SubjectRef, UpdateOperation, rel
 from rebac.writes import write_relationships, write_schema
 from tests.postgres_helpers import fresh_pg_schema
+from tests.rebac.engine.path_schemas import COMBINED_ARROWS
 
 YES = Permissionship.HAS_PERMISSION
 NO = Permissionship.NO_PERMISSION
@@ -261,26 +262,6 @@ class TestDrive:
 
     async def test_two_arrows_over_one_relation(self, load: Load) -> None:
         """`parent->view + parent->comment` walks both up the same chain: commenters and viewers of ancestors."""
-        schema = """
-            definition user {}
-            definition folder {
-              relation viewer: user
-              relation commenter: user
-              relation parent: folder
-              permission view = viewer + parent->view
-              permission comment = commenter + parent->comment
-            }
-            definition box {
-              relation viewer: user
-              relation parent: box
-              permission view = viewer + parent->view
-            }
-            definition doc {
-              relation parent: folder | box
-              relation viewer: user
-              permission view = viewer + parent->view + parent->comment
-            }
-        """
         reader = await load(
             (
                 "doc:d1#parent@folder:a",
@@ -292,7 +273,7 @@ class TestDrive:
                 "box:y#viewer@user:bea",
                 "doc:d3#viewer@user:dan",
             ),
-            schema=schema,
+            schema=COMBINED_ARROWS,
         )
         users = ("cora", "vic", "bea", "dan", "zoe")
         requests = [_req(f"doc:{d}", "view", f"user:{u}") for d in ("d1", "d2", "d3") for u in users]

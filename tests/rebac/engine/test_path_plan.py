@@ -16,27 +16,7 @@ from rebac.engine.reachability import Reachability
 from rebac.schema.builder import arrow, computed, definition, permission, relation, schema, union
 from rebac.schema.compiler import compile_schema
 from rebac.schema.definitions import CompiledSchema
-
-DRIVE = """
-definition user {}
-definition group { relation member: user | group#member }
-definition folder {
-  relation parent: folder
-  relation owner: user
-  relation editor: user | group#member
-  relation viewer: user | user:* | group#member
-  permission edit = owner + editor + parent->edit
-  permission view = edit + viewer + parent->view
-}
-definition document {
-  relation parent: folder
-  relation owner: user
-  relation editor: user | group#member
-  relation viewer: user | user:* | group#member
-  permission edit = owner + editor + parent->edit
-  permission view = edit + viewer + parent->view
-}
-"""
+from tests.rebac.engine.path_schemas import COMBINED_ARROWS, DRIVE
 
 
 def _plan(
@@ -119,28 +99,6 @@ class TestDrive:
         ]
         assert search.steps_from("folder", "edit") == ()
         assert search.steps_from("user", "view") == ()
-
-
-COMBINED_ARROWS = """
-definition user {}
-definition folder {
-  relation viewer: user
-  relation commenter: user
-  relation parent: folder
-  permission view = viewer + parent->view
-  permission comment = commenter + parent->comment
-}
-definition box {
-  relation viewer: user
-  relation parent: box
-  permission view = viewer + parent->view
-}
-definition doc {
-  relation parent: folder | box
-  relation viewer: user
-  permission view = viewer + parent->view + parent->comment
-}
-"""
 
 
 class TestCombinedArrows:
